@@ -1,0 +1,185 @@
+"""Audio I/O: inspect originals with ffprobe, decode them with ffmpeg, hash them.
+
+Originals are only ever opened read-only (``open(path, "rb")`` for hashing, and ffmpeg/ffprobe, which read).
+Decoding streams: ffmpeg writes 16 kHz mono float32 to a pipe and :func:`stream_pcm` yields it in fixed-size blocks,
+so the decode step never needs a whole recording's samples in memory at once.
+
+Example
+-------
+>>> info = probe("stop.mp4")                                  # doctest: +SKIP
+>>> for block in stream_pcm("stop.mp4", block_s=30.0): ...   # doctest: +SKIP
+>>> audio = read_pcm("stop.mp4")                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from bwc.records import AudioInfo
+
+SAMPLE_RATE = 16_000  # every stage after decoding works on 16 kHz mono float32
+HASH_BLOCK_BYTES = 4 * 1024 * 1024  # read size for SHA-256 of originals
+DEFAULT_BLOCK_S = 30.0  # decode block length; 30 s is whisper's window
+PROBE_TIMEOUT_S = 60.0  # ffprobe on a damaged file can hang on some containers
+
+
+class AudioError(RuntimeError):
+    """A file could not be inspected or decoded; the message says why in one line."""
+
+
+def require_ffmpeg() -> None:
+    """Fail with a clear message when the ffmpeg binaries are missing."""
+    for binary in ("ffmpeg", "ffprobe"):
+        if shutil.which(binary) is None:
+            raise AudioError(f"'{binary}' not found on PATH: install FFmpeg (Debian: apt-get install ffmpeg)")
+
+
+def sha256_file(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, hex, reading it read-only in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(HASH_BLOCK_BYTES):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def probe(path: str | Path) -> AudioInfo:
+    """Describe a file's first audio stream with ffprobe.
+
+    Raises
+    ------
+    AudioError
+        When ffprobe cannot read the file or it has no audio stream.
+    """
+    command = [
+        "ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", "--", str(path),
+    ]  # fmt: skip
+    try:
+        completed = subprocess.run(command, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired as error:
+        raise AudioError(f"ffprobe did not finish within {PROBE_TIMEOUT_S:.0f} s") from error
+    if completed.returncode != 0:
+        detail = _last_line(completed.stderr) or f"exit status {completed.returncode}"
+        raise AudioError(f"not a readable audio/video file: {detail}")
+    report = json.loads(completed.stdout or b"{}")
+    streams = report.get("streams", [])
+    audio_streams = [stream for stream in streams if stream.get("codec_type") == "audio"]
+    if not audio_streams:
+        raise AudioError("file has no audio stream")
+    stream = audio_streams[0]
+    container = report.get("format", {})
+    duration = _first_float(stream.get("duration"), container.get("duration"))
+    if duration is None or not np.isfinite(duration):
+        raise AudioError("duration unknown: the file is truncated or its container is damaged")
+    has_video = any(
+        s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic") for s in streams
+    )
+    return AudioInfo(
+        duration_s=float(duration),
+        sample_rate=int(stream.get("sample_rate") or 0),
+        channels=int(stream.get("channels") or 0),
+        format=str(container.get("format_name", "unknown")).split(",")[0],
+        codec=str(stream.get("codec_name", "unknown")),
+        has_video=has_video,
+    )
+
+
+def stream_pcm(
+    path: str | Path,
+    block_s: float = DEFAULT_BLOCK_S,
+    start_s: float = 0.0,
+    duration_s: float | None = None,
+) -> Iterator[np.ndarray]:
+    """Decode a file's first audio stream to 16 kHz mono float32, yielding blocks of ``block_s`` seconds.
+
+    Channels are down-mixed by ffmpeg, resampling uses its default (swr) resampler. The last block may be shorter.
+
+    Raises
+    ------
+    AudioError
+        When ffmpeg fails; blocks already yielded are valid audio.
+    """
+    command = ["ffmpeg", "-nostdin", "-v", "error", "-threads", "0"]
+    if start_s > 0:
+        command += ["-ss", f"{start_s:.3f}"]
+    command += ["-i", str(path), "-map", "0:a:0", "-vn", "-sn", "-dn"]
+    if duration_s is not None:
+        command += ["-t", f"{duration_s:.3f}"]
+    command += ["-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"]
+    block_bytes = int(block_s * SAMPLE_RATE) * 4
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        pending = b""
+        while chunk := process.stdout.read(block_bytes - len(pending)):
+            pending += chunk
+            if len(pending) == block_bytes:
+                yield _to_float32(pending)
+                pending = b""
+        if pending:
+            yield _to_float32(pending[: len(pending) - len(pending) % 4])
+        stderr = process.stderr.read()
+        if process.wait() != 0:
+            raise AudioError(f"ffmpeg could not decode the audio: {_last_line(stderr) or 'unknown error'}")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+        process.stderr.close()
+
+
+def read_pcm(path: str | Path, start_s: float = 0.0, duration_s: float | None = None) -> np.ndarray:
+    """A whole file (or a span of it) as one 16 kHz mono float32 array.
+
+    Non-finite samples (NaN/Inf in float WAVs) are replaced by silence so that no model sees them.
+    """
+    blocks = list(stream_pcm(path, start_s=start_s, duration_s=duration_s))
+    audio = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+    if not np.isfinite(audio).all():
+        audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
+    return audio
+
+
+def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int = SAMPLE_RATE, *args: str) -> None:
+    """Encode float32 mono samples to ``path`` with ffmpeg; extra ``args`` go before the output name.
+
+    Used to write synthetic footage and test material, never originals.
+    """
+    command = [
+        "ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "f32le", "-ar", str(sample_rate), "-ac", "1",
+        "-i", "pipe:0", *args, str(path),
+    ]  # fmt: skip
+    completed = subprocess.run(
+        command,
+        input=np.ascontiguousarray(audio, dtype=np.float32).tobytes(),
+        capture_output=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise AudioError(f"ffmpeg could not write {path}: {_last_line(completed.stderr)}")
+
+
+def _to_float32(raw: bytes) -> np.ndarray:
+    return np.frombuffer(raw, dtype="<f4").copy()
+
+
+def _first_float(*values: object) -> float | None:
+    for value in values:
+        try:
+            return float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def _last_line(stderr: bytes) -> str:
+    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+    return lines[-1] if lines else ""

@@ -1,0 +1,174 @@
+"""Configuration: one pydantic model, loadable from YAML, layered from defaults to the command line.
+
+Layers, later wins: built-in defaults < ``models.yaml`` of the models directory < ``--config FILE`` < command-line
+flags. Relative model paths in a models directory's ``models.yaml`` are resolved against that directory, so a
+models directory can be copied to an air-gapped machine as it is.
+
+Example
+-------
+>>> config = BwcConfig()
+>>> config.whisper.language
+'en'
+>>> config = config.merged({"whisper": {"model": "base"}})
+>>> config.whisper.model
+'base'
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+MODELS_CONFIG_NAME = "models.yaml"  # file inside a models directory describing what it holds
+DEFAULT_MODELS_DIR_ENV = "BWC_MODELS"  # environment variable naming the default models directory
+DEFAULT_MODELS_DIR = Path("~/.cache/bwc/models")  # used when neither --models nor $BWC_MODELS is given
+DEFAULT_DIARIZATION_PIPELINE = "pyannote/speaker-diarization-community-1"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WhisperConfig(_Section):
+    """openai-whisper transcription."""
+
+    model: str = "small"  # a whisper model name ("small", "large-v3", ...) or a path to a checkpoint (.pt)
+    language: str | None = "en"  # None lets whisper detect the language per recording
+    temperature: float = 0.0  # 0 is greedy and deterministic
+    beam_size: int | None = None  # None: greedy decoding
+    sample_len: int | None = None  # cap on tokens per 30 s window; None = whisper's default (n_text_ctx // 2)
+    condition_on_previous_text: bool = True  # whisper's default; off helps against repetition loops
+    fp16: bool = True  # used only on CUDA; CPU always runs fp32
+
+
+class DiarizationConfig(_Section):
+    """pyannote.audio speaker diarization."""
+
+    pipeline: str = DEFAULT_DIARIZATION_PIPELINE  # hub id, or a local directory holding config.yaml
+    num_speakers: int | None = None  # exact number of speakers when known
+    min_speakers: int | None = None  # lower bound on speakers
+    max_speakers: int | None = None  # upper bound on speakers (BWC scenes: officer, civilians, radio)
+    segmentation_batch_size: int | None = None  # None keeps the pipeline's own setting
+    embedding_batch_size: int | None = None  # None keeps the pipeline's own setting
+    token_env: str = "HF_TOKEN"  # environment variable holding a hub token (fetch only; runs never download)
+
+
+class VadConfig(_Section):
+    """silero-vad voice activity detection."""
+
+    threshold: float = 0.5  # speech probability above which a frame is speech
+    min_speech_ms: int = 250  # shorter bursts are dropped
+    min_silence_ms: int = 300  # shorter pauses do not split a region
+    speech_pad_ms: int = 200  # padding added on both sides of each region
+    merge_gap_s: float = 1.0  # regions closer than this are merged before transcription
+    max_region_s: float = 30.0  # merged regions are kept at or under whisper's 30 s window
+
+
+class AssemblyConfig(_Section):
+    """Turning words and turns into utterances."""
+
+    max_pause_s: float = 1.5  # a longer pause between one speaker's words starts a new utterance
+
+
+class MetadataConfig(_Section):
+    """Reading the evidence system's metadata export."""
+
+    columns: dict[str, str] = Field(
+        default_factory=lambda: {
+            "file_name": "file_name",
+            "evidence_id": "evidence_id",
+            "officer_id": "officer_id",
+            "recorded_at": "recorded_at",
+            "incident_id": "incident_id",
+            "category": "category",
+        }
+    )  # bwc field -> column name in the export; a field whose column is absent stays empty
+    timezone: str = "UTC"  # zone of recorded_at values that carry no offset of their own
+
+
+class RunConfig(_Section):
+    """How the Ray pipeline is laid out."""
+
+    speech_workers: int = 1  # speech actors (each loads VAD, whisper and pyannote once)
+    cpus_per_speech_worker: float = 1.0  # Ray CPUs reserved per speech actor (torch threads follow it)
+    gpus_per_speech_worker: float = 0.0  # fractional GPUs per speech actor; 0 runs on CPU
+    ingest_cpus: float = 0.5  # Ray CPUs per hashing/probing task
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when the actor was given a GPU
+    max_duration_s: float | None = None  # originals longer than this are failed at ingest; None = no limit
+
+
+class BwcConfig(_Section):
+    """Everything configurable, by section."""
+
+    whisper: WhisperConfig = Field(default_factory=WhisperConfig)
+    diarization: DiarizationConfig = Field(default_factory=DiarizationConfig)
+    vad: VadConfig = Field(default_factory=VadConfig)
+    assembly: AssemblyConfig = Field(default_factory=AssemblyConfig)
+    metadata: MetadataConfig = Field(default_factory=MetadataConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+    models_dir: str | None = None  # where the models came from (set by the loader, for messages)
+    tiny_models: bool = False  # true when the models directory holds random-weight test checkpoints
+
+    def merged(self, overrides: dict[str, Any]) -> BwcConfig:
+        """A new config with ``overrides`` (nested dicts, like the YAML) laid over this one."""
+        return BwcConfig.model_validate(_deep_merge(self.model_dump(), overrides))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> BwcConfig:
+        return cls().merged(_read_yaml(Path(path)))
+
+
+def default_models_dir() -> Path:
+    """``$BWC_MODELS`` when set, else ``~/.cache/bwc/models``."""
+    return Path(os.environ.get(DEFAULT_MODELS_DIR_ENV, DEFAULT_MODELS_DIR)).expanduser()
+
+
+def models_dir_overrides(models_dir: Path) -> dict[str, Any]:
+    """The settings a models directory's ``models.yaml`` makes, with its relative paths made absolute."""
+    config_path = models_dir / MODELS_CONFIG_NAME
+    if not config_path.is_file():
+        return {"models_dir": str(models_dir)}
+    overrides = _read_yaml(config_path)
+    for section, key in (("whisper", "model"), ("diarization", "pipeline")):
+        value = overrides.get(section, {}).get(key)
+        if value and not Path(value).is_absolute() and (models_dir / value).exists():
+            overrides[section][key] = str((models_dir / value).resolve())
+    overrides["models_dir"] = str(models_dir)
+    return overrides
+
+
+def load_config(
+    models_dir: Path | None = None,
+    config_file: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> BwcConfig:
+    """Build the effective configuration from its layers (see module docstring)."""
+    models_dir = (models_dir or default_models_dir()).expanduser()
+    config = BwcConfig().merged(models_dir_overrides(models_dir))
+    if config_file is not None:
+        config = config.merged(_read_yaml(config_file))
+    if overrides:
+        config = config.merged(overrides)
+    return config
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        content = yaml.safe_load(handle) or {}
+    if not isinstance(content, dict):
+        raise ValueError(f"{path}: expected a mapping of sections at the top level")
+    return content
+
+
+def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

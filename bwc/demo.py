@@ -1,0 +1,185 @@
+"""Synthetic body-worn-camera footage: espeak-ng traffic stops, for the demo and for tests.
+
+A scene is built the way BWC audio sounds: the camera wearer (officer) close to the microphone and loud, the
+community member farther away, quieter, muffled and reverberant, road noise under everything, radio bursts, and long
+stretches with no speech (walking back to the car, running the licence). Scripts are a transcript table in the shape
+``bwc score`` reads (``encounter_id, turn, role, text``); the scenes come with the evidence system's metadata export.
+
+Example
+-------
+>>> footage = make_demo_footage(Path("demo/footage"))        # doctest: +SKIP
+>>> footage.metadata_csv                                     # doctest: +SKIP
+PosixPath('demo/footage/evidence_export.csv')
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import signal
+
+from bwc.audio import SAMPLE_RATE, read_pcm, write_audio
+
+VOICES = {"officer": "en-us+m3", "civilian": "en-us+f2", "radio": "en-gb+m1"}  # espeak-ng voice per role
+LEVELS = {"officer": 0.5, "civilian": 0.12, "radio": 0.08}  # peak amplitude per role: near, far, dispatch
+ROAD_NOISE_RMS = 0.01  # about -40 dBFS of low-frequency road noise
+SCRIPTS_RESOURCE = "demo_data/stops.csv"
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of a scene."""
+
+    role: str  # officer | civilian | radio
+    text: str  # what is said
+    pause_before_s: float = 0.8  # silence before the line
+
+
+@dataclass(frozen=True)
+class DemoFootage:
+    """What :func:`make_demo_footage` wrote."""
+
+    files: tuple[Path, ...]  # the footage, .mp4 and .wav
+    metadata_csv: Path  # evidence system export for them
+    scripts_csv: Path  # reference transcripts (encounter_id, turn, role, text)
+
+
+def require_tools() -> None:
+    missing = [tool for tool in ("espeak-ng", "ffmpeg", "sox") if shutil.which(tool) is None]
+    if missing:
+        raise RuntimeError(
+            f"synthetic footage needs {', '.join(missing)} (Debian: apt-get install {' '.join(missing)})"
+        )
+
+
+def speak(text: str, voice: str, words_per_minute: int = 165) -> np.ndarray:
+    """espeak-ng speech as 16 kHz mono float32."""
+    with tempfile.TemporaryDirectory() as scratch:
+        wav = Path(scratch) / "line.wav"
+        subprocess.run(
+            ["espeak-ng", "-v", voice, "-s", str(words_per_minute), "-w", str(wav), text],
+            check=True,
+            capture_output=True,
+        )
+        return read_pcm(wav)
+
+
+def place(audio: np.ndarray, role: str, rng: np.random.Generator) -> np.ndarray:
+    """Make a dry voice sound like ``role`` on a body camera: level, distance (low-pass, reverb), radio band."""
+    peak = float(np.max(np.abs(audio))) or 1.0
+    audio = audio / peak
+    if role == "civilian":
+        low_pass = signal.butter(4, 3000, "low", fs=SAMPLE_RATE, output="sos")
+        audio = signal.sosfilt(low_pass, audio)
+        tail = int(0.25 * SAMPLE_RATE)
+        impulse = rng.standard_normal(tail) * np.exp(-np.arange(tail) / (0.06 * SAMPLE_RATE))
+        impulse[0] = 3.0  # the direct path still dominates
+        audio = signal.fftconvolve(audio, impulse)[: len(audio) + tail]
+    elif role == "radio":
+        band = signal.butter(4, [400, 2800], "band", fs=SAMPLE_RATE, output="sos")
+        audio = np.clip(signal.sosfilt(band, audio) * 3.0, -1.0, 1.0)
+    audio = audio / (np.max(np.abs(audio)) or 1.0)
+    return (audio * LEVELS[role]).astype(np.float32)
+
+
+def road_noise(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """Low-frequency rumble like an idling car and passing traffic."""
+    samples = int(seconds * SAMPLE_RATE)
+    brown = np.cumsum(rng.standard_normal(samples))
+    high_pass = signal.butter(2, 20, "high", fs=SAMPLE_RATE, output="sos")
+    low_pass = signal.butter(2, 400, "low", fs=SAMPLE_RATE, output="sos")
+    noise = signal.sosfilt(low_pass, signal.sosfilt(high_pass, brown))
+    noise *= ROAD_NOISE_RMS / (np.sqrt(np.mean(noise**2)) or 1.0)
+    return noise.astype(np.float32)
+
+
+def render_scene(
+    lines: list[Line], lead_in_s: float = 4.0, tail_s: float = 3.0, seed: int = 0
+) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
+    """Mix a scene; returns the audio and the true ``(start, end, role)`` of every line."""
+    require_tools()
+    rng = np.random.default_rng(seed)
+    pieces: list[np.ndarray] = [np.zeros(int(lead_in_s * SAMPLE_RATE), dtype=np.float32)]
+    truth: list[tuple[float, float, str]] = []
+    cursor = lead_in_s
+    for line in lines:
+        pieces.append(np.zeros(int(line.pause_before_s * SAMPLE_RATE), dtype=np.float32))
+        cursor += line.pause_before_s
+        voiced = place(speak(line.text, VOICES[line.role]), line.role, rng)
+        pieces.append(voiced)
+        truth.append((cursor, cursor + len(voiced) / SAMPLE_RATE, line.role))
+        cursor += len(voiced) / SAMPLE_RATE
+    pieces.append(np.zeros(int(tail_s * SAMPLE_RATE), dtype=np.float32))
+    speech = np.concatenate(pieces)
+    mixed = speech + road_noise(len(speech) / SAMPLE_RATE, rng)
+    return np.clip(mixed, -1.0, 1.0).astype(np.float32), truth
+
+
+def write_video(path: Path, audio: np.ndarray) -> None:
+    """An .mp4 with a small H.264 picture and the audio as AAC, like a camera's export."""
+    write_audio(
+        path,
+        audio,
+        SAMPLE_RATE,
+        "-f", "lavfi", "-i", "color=c=0x303030:s=160x120:r=5",
+        "-shortest", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k",
+    )  # fmt: skip
+
+
+def load_scripts() -> pd.DataFrame:
+    """The bundled reference scripts (``encounter_id, turn, role, text``)."""
+    with resources.files("bwc").joinpath(SCRIPTS_RESOURCE).open(encoding="utf-8") as handle:
+        return pd.read_csv(handle)
+
+
+def scene_lines(script: pd.DataFrame, rng: np.random.Generator) -> list[Line]:
+    """Lines of one encounter, with realistic pauses and a long silent stretch after the documents are taken."""
+    lines: list[Line] = []
+    for row in script.sort_values("turn").itertuples():
+        pause = float(rng.uniform(0.5, 1.4))
+        if lines and "licen" in lines[-1].text.lower():
+            pause = float(rng.uniform(12.0, 18.0))  # officer walks back to run the licence
+        lines.append(Line(role=str(row.role), text=str(row.text), pause_before_s=pause))
+    lines.insert(len(lines) // 2, Line("radio", "Unit twelve, dispatch, copy your last.", float(rng.uniform(1, 3))))
+    return lines
+
+
+def make_demo_footage(out_dir: Path, seed: int = 7) -> DemoFootage:
+    """Write one scene per scripted encounter (alternately .mp4 and .wav), the metadata export and the scripts."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scripts = load_scripts()
+    rng = np.random.default_rng(seed)
+    files, rows = [], []
+    for index, (encounter_id, script) in enumerate(scripts.groupby("encounter_id", sort=True)):
+        audio, _ = render_scene(scene_lines(script, rng), lead_in_s=float(rng.uniform(5, 9)), seed=seed + index)
+        evidence_id = f"EV{2026_0000 + index + 1}"
+        if index % 2 == 0:
+            path = out_dir / f"{evidence_id}.mp4"
+            write_video(path, audio)
+        else:
+            path = out_dir / f"{evidence_id}.wav"
+            write_audio(path, audio, SAMPLE_RATE, "-c:a", "pcm_s16le")
+        files.append(path)
+        rows.append(
+            {
+                "file_name": path.name,
+                "evidence_id": evidence_id,
+                "officer_id": f"B{4711 + index % 2}",
+                "recorded_at": f"2026-11-{10 + index:02d}T2{index}:15:00-08:00",
+                "incident_id": f"CAD-26-{31000 + index}",
+                "category": "Traffic Stop",
+                "encounter_id": encounter_id,
+            }
+        )
+    metadata_csv = out_dir / "evidence_export.csv"
+    pd.DataFrame(rows).to_csv(metadata_csv, index=False)
+    scripts_csv = out_dir / "reference_scripts.csv"
+    scripts.to_csv(scripts_csv, index=False)
+    return DemoFootage(files=tuple(files), metadata_csv=metadata_csv, scripts_csv=scripts_csv)

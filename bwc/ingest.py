@@ -1,0 +1,165 @@
+"""Ingest: find footage, identify each original by its SHA-256, describe it, join the evidence metadata.
+
+Example
+-------
+>>> paths = discover(["/intake"])                                    # doctest: +SKIP
+>>> table = MetadataTable.from_csv("/intake/export.csv", MetadataConfig())  # doctest: +SKIP
+>>> recording = ingest_file(paths[0], table)                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from bwc.audio import probe, sha256_file
+from bwc.config import MetadataConfig
+from bwc.records import Metadata, Recording
+
+MEDIA_EXTENSIONS = frozenset(
+    {".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".mp4", ".mov", ".mkv", ".avi"}
+)  # what discovery picks up in folders; a file named explicitly is always tried
+RECORDING_ID_HEX = 16  # recording ids are this many leading hex digits of the SHA-256
+METADATA_FIELDS = ("evidence_id", "officer_id", "recorded_at", "incident_id", "category")
+
+
+class IngestError(RuntimeError):
+    """An original could not be ingested; the message says why in one line."""
+
+
+def discover(inputs: Iterable[str | Path]) -> list[Path]:
+    """Media files among ``inputs``: files as given, folders searched recursively, sorted, without repeats.
+
+    Symbolic links are followed for files but not for folders, so a link loop cannot make discovery run forever.
+    """
+    found: dict[Path, None] = {}
+    for item in inputs:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            for root, dirs, files in os.walk(path, followlinks=False):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    candidate = Path(root) / name
+                    if candidate.suffix.lower() in MEDIA_EXTENSIONS and not name.startswith("."):
+                        found.setdefault(candidate.absolute(), None)
+        elif path.exists() or path.is_symlink():
+            found.setdefault(path.absolute(), None)
+        else:
+            raise FileNotFoundError(f"input not found: {path}")
+    return sorted(found)
+
+
+class MetadataTable:
+    """The evidence system's export, indexed for matching by file name and by evidence id.
+
+    Parameters
+    ----------
+    frame
+        One row per original, already renamed to bwc's field names.
+    """
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self._by_file_name: dict[str, Metadata] = {}
+        self._by_evidence_id: dict[str, Metadata] = {}
+        for row in frame.to_dict("records"):
+            metadata = Metadata(**{name: row.get(name) for name in METADATA_FIELDS})
+            if row.get("file_name"):
+                self._by_file_name[Path(str(row["file_name"])).name.casefold()] = metadata
+            if metadata.evidence_id:
+                self._by_evidence_id[metadata.evidence_id.casefold()] = metadata
+
+    def __len__(self) -> int:
+        return max(len(self._by_file_name), len(self._by_evidence_id))
+
+    @classmethod
+    def empty(cls) -> MetadataTable:
+        return cls(pd.DataFrame(columns=["file_name", *METADATA_FIELDS]))
+
+    @classmethod
+    def from_csv(cls, path: str | Path, config: MetadataConfig) -> MetadataTable:
+        """Read the export, mapping its columns through ``config.columns``.
+
+        ``recorded_at`` values without an offset are taken to be in ``config.timezone`` and converted to UTC.
+        """
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        unknown = [column for column in config.columns.values() if column not in raw.columns]
+        if len(unknown) == len(config.columns):
+            raise IngestError(
+                f"{path}: none of the configured metadata columns {sorted(config.columns.values())} are present; "
+                f"the file has {list(raw.columns)}. Set metadata.columns in the config to map them."
+            )
+        if config.columns.get("file_name") not in raw.columns and config.columns.get("evidence_id") not in raw.columns:
+            raise IngestError(f"{path}: needs a file name or an evidence id column to match recordings")
+        frame = pd.DataFrame(
+            {
+                field: raw[column].replace("", None) if column in raw.columns else None
+                for field, column in config.columns.items()
+            }
+        )
+        frame["recorded_at"] = _parse_times(frame["recorded_at"], config.timezone, path)
+        return cls(frame)
+
+    def match(self, path: Path) -> Metadata:
+        """Metadata for an original: by exact file name first, then by its stem as an evidence id."""
+        return (
+            self._by_file_name.get(path.name.casefold()) or self._by_evidence_id.get(path.stem.casefold()) or Metadata()
+        )
+
+
+def ingest_file(path: str | Path, metadata: MetadataTable, max_duration_s: float | None = None) -> Recording:
+    """Hash, probe and describe one original.
+
+    Raises
+    ------
+    IngestError
+        With a one-line reason when the file cannot be read or is not usable audio.
+    """
+    path = Path(path)
+    try:
+        if not path.is_file():
+            raise IngestError("not a regular file (broken link, folder or device)")
+        size = path.stat().st_size
+        if size == 0:
+            raise IngestError("empty file (0 bytes)")
+        sha256 = sha256_file(path)
+        info = probe(path)
+    except PermissionError as error:
+        raise IngestError(f"permission denied: {error.strerror}") from error
+    except FileNotFoundError as error:
+        raise IngestError("file disappeared during ingest") from error
+    except OSError as error:
+        raise IngestError(f"could not read file: {error.strerror or error}") from error
+    except RuntimeError as error:  # AudioError
+        raise IngestError(str(error)) from error
+    if info.duration_s <= 0:
+        raise IngestError("audio stream is empty (duration 0)")
+    if max_duration_s is not None and info.duration_s > max_duration_s:
+        raise IngestError(f"duration {info.duration_s:.0f} s is over the configured maximum {max_duration_s:.0f} s")
+    return Recording(
+        recording_id=sha256[:RECORDING_ID_HEX],
+        path=str(path.absolute()),
+        sha256=sha256,
+        size_bytes=size,
+        audio=info,
+        metadata=metadata.match(path),
+    )
+
+
+def _parse_times(values: pd.Series, timezone: str, source: str | Path) -> list[datetime | None]:
+    parsed: list[datetime | None] = []
+    for value in values:
+        if value is None or value == "":
+            parsed.append(None)
+            continue
+        try:
+            stamp = pd.Timestamp(value)
+        except (ValueError, TypeError) as error:
+            raise IngestError(f"{source}: recorded_at value {value!r} is not a date/time") from error
+        if stamp.tzinfo is None:
+            stamp = stamp.tz_localize(timezone)
+        parsed.append(stamp.tz_convert(UTC).to_pydatetime())
+    return parsed

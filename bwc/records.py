@@ -1,0 +1,155 @@
+"""Typed records that flow between bwc's stages.
+
+Every stage takes one of these in and gives one out; stages never share anything else. Records are frozen
+dataclasses rather than pydantic models because they are created per word on hot paths (a 4-hour recording has
+tens of thousands of words) where dataclasses cost a tenth as much; validation happens where data enters the
+system (ffprobe output, the metadata CSV, configuration), not between trusted stages.
+
+Units everywhere: times within a recording are seconds from its start as float; wall-clock times are timezone-aware
+UTC ``datetime``; sample rates are Hz.
+
+Example
+-------
+>>> word = Word(start=1.0, end=1.4, text="sir", probability=0.9)
+>>> turn = SpeakerTurn(start=0.5, end=2.0, speaker="SPEAKER_00")
+>>> word.overlap(turn.start, turn.end)
+0.4
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+UNKNOWN_SPEAKER = "UNKNOWN"  # label for words in a recording where diarization found no speaker at all
+
+
+@dataclass(frozen=True, slots=True)
+class AudioInfo:
+    """What ffprobe says about an original file's first audio stream."""
+
+    duration_s: float  # duration of the audio stream (or the container when the stream has none), seconds
+    sample_rate: int  # native sample rate of the audio stream, Hz
+    channels: int  # native channel count of the audio stream
+    format: str  # container format as ffprobe names it, first alias (e.g. "wav", "flac", "mov", "matroska")
+    codec: str  # audio codec name (e.g. "pcm_s16le", "aac", "mp3")
+    has_video: bool  # whether the container also holds a video stream (clips can then be cut as video)
+
+
+@dataclass(frozen=True, slots=True)
+class Metadata:
+    """One row of the evidence system's export, matched to an original by file name or evidence id."""
+
+    evidence_id: str | None = None  # the evidence system's identifier for the original
+    officer_id: str | None = None  # officer / badge id of the camera wearer
+    recorded_at: datetime | None = None  # when recording started, UTC
+    incident_id: str | None = None  # computer-aided-dispatch incident number
+    category: str | None = None  # evidence category (e.g. "Traffic Stop")
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """An original file that passed ingest: identified by content, described by ffprobe and metadata."""
+
+    recording_id: str  # first 16 hex digits of the SHA-256: identical content gets the identical id
+    path: str  # absolute path of the original, never opened for writing
+    sha256: str  # SHA-256 of the original's bytes, hex
+    size_bytes: int  # size of the original, bytes
+    audio: AudioInfo  # stream facts from ffprobe
+    metadata: Metadata = field(default_factory=Metadata)  # evidence-system metadata (empty when none matched)
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechRegion:
+    """A stretch of audio the voice-activity detector judged to be speech."""
+
+    start: float  # seconds from the recording's start
+    end: float  # seconds from the recording's start
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """A word from the recogniser, with the diarization speaker once assigned."""
+
+    start: float  # seconds from the recording's start
+    end: float  # seconds from the recording's start
+    text: str  # the word as whisper wrote it, surrounding whitespace stripped
+    probability: float  # whisper's probability for the word, 0..1
+    speaker: str | None = None  # diarization label (e.g. "SPEAKER_00"); None until speaker assignment
+
+    def overlap(self, start: float, end: float) -> float:
+        """Seconds this word shares with the interval [start, end]."""
+        return max(0.0, min(self.end, end) - max(self.start, start))
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerTurn:
+    """A stretch of audio attributed to one diarized speaker."""
+
+    start: float  # seconds from the recording's start
+    end: float  # seconds from the recording's start
+    speaker: str  # diarization label, e.g. "SPEAKER_01"
+
+
+@dataclass(frozen=True, slots=True)
+class Diarization:
+    """Who spoke when, as the diarization pipeline found it."""
+
+    turns: tuple[SpeakerTurn, ...]  # all turns, overlapping speech kept (this is what the RTTM holds)
+    exclusive_turns: tuple[SpeakerTurn, ...]  # at most one speaker at a time: what words are assigned against
+
+
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    """One speaker's consecutive words."""
+
+    utterance_id: str  # "<recording_id>-<index, 5 digits>", ordered by start time
+    speaker: str  # diarization label shared by all its words
+    start: float  # start of the first word, seconds
+    end: float  # end of the last word, seconds
+    text: str  # the words joined by single spaces
+    words: tuple[Word, ...]  # the words, each carrying this utterance's speaker
+
+
+@dataclass(frozen=True, slots=True)
+class StageTimings:
+    """Wall seconds spent in each stage for one recording."""
+
+    decode_s: float = 0.0  # ffmpeg decode to 16 kHz mono
+    vad_s: float = 0.0  # silero-vad
+    asr_s: float = 0.0  # whisper
+    diarization_s: float = 0.0  # pyannote
+    assembly_s: float = 0.0  # word→speaker assignment and utterances
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechResult:
+    """Everything the speech stage learned about one recording."""
+
+    recording: Recording  # the original it came from
+    speech_regions: tuple[SpeechRegion, ...]  # voice activity
+    diarization: Diarization  # speaker turns
+    words: tuple[Word, ...]  # every recognised word, each with a speaker
+    utterances: tuple[Utterance, ...]  # words grouped per speaker, covering every word exactly once
+    language: str  # language whisper transcribed in
+    timings: StageTimings  # where the time went
+
+    @property
+    def speech_s(self) -> float:
+        return sum(region.duration for region in self.speech_regions)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A file that could not be processed, and why: the batch goes on without it."""
+
+    path: str  # the original's path as found in the input
+    sha256: str | None  # SHA-256 when it could be read, else None
+    stage: str  # stage that failed: "ingest", "decode", "speech", "write"
+    reason: str  # one line a person can act on (no traceback)
+    attempts: int = 1  # how many runs have tried this file
+    last_attempt_at: datetime | None = None  # when the last attempt failed, UTC

@@ -1,0 +1,123 @@
+"""Finding model weights on disk, by name or path, without ever downloading.
+
+A run never opens a network connection for weights: names are looked up in the models directory and in the
+libraries' own caches, and a model that is nowhere raises :class:`ModelNotFoundError` at once, naming the model,
+every place searched, and how to supply it. Downloading is ``bwc models fetch``'s job, on a connected machine.
+
+Example
+-------
+>>> resolve_whisper("small", Path("/opt/bwc-models"))       # doctest: +SKIP
+PosixPath('/opt/bwc-models/whisper/small.pt')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import whisper
+
+PIPELINE_CONFIG = "config.yaml"  # what makes a directory a pyannote pipeline
+
+
+class ModelNotFoundError(RuntimeError):
+    """A model's weights are not on this machine."""
+
+    def __init__(self, model: str, searched: list[Path], how_to_supply: str) -> None:
+        self.model = model
+        self.searched = searched
+        places = "\n".join(f"  - {place}" for place in searched) or "  (nowhere: not a name or a path)"
+        super().__init__(f"{model} not found. Searched:\n{places}\nTo supply it: {how_to_supply}")
+
+
+def whisper_file_name(name: str) -> str:
+    """The file name whisper's own downloader gives a named model (e.g. "turbo" -> "large-v3-turbo.pt")."""
+    return os.path.basename(whisper._MODELS[name])
+
+
+def whisper_cache_dir() -> Path:
+    """Where ``whisper.load_model`` keeps downloaded weights."""
+    return Path(os.getenv("XDG_CACHE_HOME", Path.home() / ".cache")) / "whisper"
+
+
+def resolve_whisper(spec: str, models_dir: Path | None) -> Path:
+    """A whisper checkpoint file for ``spec``: a path to a ``.pt`` file, or a model name found on disk."""
+    candidate = Path(spec).expanduser()
+    searched: list[Path] = []
+    if spec not in whisper.available_models() or candidate.suffix == ".pt":
+        paths = [candidate] if candidate.is_absolute() or models_dir is None else [candidate, models_dir / candidate]
+        for path in paths:
+            searched.append(path)
+            if path.is_file():
+                return path.absolute()
+        raise ModelNotFoundError(
+            f"whisper model '{spec}'",
+            searched,
+            f"whisper.model must be a model name ({', '.join(whisper.available_models())}) "
+            "or the path of a whisper checkpoint (.pt).",
+        )
+    file_name = whisper_file_name(spec)
+    places = ([models_dir / "whisper"] if models_dir else []) + [whisper_cache_dir()]
+    for place in places:
+        searched.append(place / file_name)
+        if (place / file_name).is_file():
+            return place / file_name
+    raise ModelNotFoundError(
+        f"whisper model '{spec}'",
+        searched,
+        f"on a connected machine run `bwc models fetch DIR --whisper {spec}`, copy DIR here and pass "
+        "`--models DIR` (or set $BWC_MODELS); for an offline test run, `bwc models make-tiny DIR`.",
+    )
+
+
+def resolve_pyannote(spec: str, models_dir: Path | None) -> Path:
+    """A local pyannote pipeline directory (holding ``config.yaml``) for a path or a hub id found on disk."""
+    candidate = Path(spec).expanduser()
+    searched: list[Path] = []
+    local_candidates = [candidate] if candidate.is_absolute() or models_dir is None else [candidate, models_dir / spec]
+    for path in local_candidates:
+        if path.is_file() and path.name == PIPELINE_CONFIG:
+            return path.parent.absolute()
+        searched.append(path / PIPELINE_CONFIG)
+        if (path / PIPELINE_CONFIG).is_file():
+            return path.absolute()
+    if "/" in spec and not candidate.is_absolute():
+        if models_dir is not None:
+            local = models_dir / "pyannote" / spec.split("/")[-1]
+            searched.append(local / PIPELINE_CONFIG)
+            if (local / PIPELINE_CONFIG).is_file():
+                return local
+        cached = _hub_cache_snapshot(spec)
+        searched.append(Path(f"huggingface cache: {spec}/{PIPELINE_CONFIG}"))
+        if cached is not None:
+            return cached
+    raise ModelNotFoundError(
+        f"pyannote pipeline '{spec}'",
+        searched,
+        f"on a connected machine run `bwc models fetch DIR --pyannote {spec}` (with a hub token in $HF_TOKEN if "
+        "the model is gated), copy DIR here and pass `--models DIR`; or set diarization.pipeline to a local "
+        "directory holding config.yaml; for an offline test run, `bwc models make-tiny DIR`.",
+    )
+
+
+def _hub_cache_snapshot(repo_id: str) -> Path | None:
+    """The snapshot directory of a pipeline already in the Hugging Face cache, looked up without the network."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, PIPELINE_CONFIG)
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def fingerprint(path: Path) -> str:
+    """Short SHA-256 of a weights file, or of every file (names and bytes) in a model directory."""
+    digest = hashlib.sha256()
+    files = (
+        [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    )
+    for file in files:
+        digest.update(str(file.relative_to(path.parent if path.is_file() else path)).encode())
+        with open(file, "rb") as handle:
+            while block := handle.read(4 * 1024 * 1024):
+                digest.update(block)
+    return digest.hexdigest()[:12]

@@ -1,0 +1,73 @@
+"""Voice activity detection with silero-vad (weights ship inside the PyPI wheel, so it always works offline).
+
+Example
+-------
+>>> vad = SileroVad(VadConfig())
+>>> regions = vad.detect(audio)            # doctest: +SKIP
+>>> chunks = merge_regions(regions, max_gap_s=1.0, max_region_s=30.0)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from silero_vad import get_speech_timestamps, load_silero_vad
+
+from bwc.audio import SAMPLE_RATE
+from bwc.config import VadConfig
+from bwc.records import SpeechRegion
+
+MODEL_NAME = "silero-vad"
+
+
+class SileroVad:
+    """silero-vad over 16 kHz mono float32 audio.
+
+    Parameters
+    ----------
+    config
+        Thresholds and durations (see :class:`bwc.config.VadConfig`).
+    """
+
+    def __init__(self, config: VadConfig) -> None:
+        self.config = config
+        self.model = load_silero_vad(onnx=False)
+
+    @property
+    def version(self) -> str:
+        from importlib.metadata import version
+
+        return f"{MODEL_NAME}=={version('silero-vad')}"
+
+    def detect(self, audio: np.ndarray) -> tuple[SpeechRegion, ...]:
+        """Speech regions of ``audio``, in seconds, sorted and non-overlapping."""
+        if audio.size == 0:
+            return ()
+        timestamps = get_speech_timestamps(
+            torch.from_numpy(audio),
+            self.model,
+            threshold=self.config.threshold,
+            sampling_rate=SAMPLE_RATE,
+            min_speech_duration_ms=self.config.min_speech_ms,
+            min_silence_duration_ms=self.config.min_silence_ms,
+            speech_pad_ms=self.config.speech_pad_ms,
+            return_seconds=False,
+        )
+        self.model.reset_states()
+        return tuple(
+            SpeechRegion(start=item["start"] / SAMPLE_RATE, end=item["end"] / SAMPLE_RATE) for item in timestamps
+        )
+
+
+def merge_regions(regions: tuple[SpeechRegion, ...], max_gap_s: float, max_region_s: float) -> tuple[SpeechRegion, ...]:
+    """Join regions separated by less than ``max_gap_s`` while the result stays within ``max_region_s``.
+
+    A single region longer than ``max_region_s`` is kept whole: whisper walks through it window by window.
+    """
+    merged: list[SpeechRegion] = []
+    for region in sorted(regions, key=lambda r: r.start):
+        if merged and region.start - merged[-1].end < max_gap_s and region.end - merged[-1].start <= max_region_s:
+            merged[-1] = SpeechRegion(start=merged[-1].start, end=max(merged[-1].end, region.end))
+        else:
+            merged.append(region)
+    return tuple(merged)

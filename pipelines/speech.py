@@ -1,0 +1,117 @@
+"""The speech stage: one :class:`~bwc.records.Recording` in, one :class:`~bwc.records.SpeechResult` out.
+
+decode (ffmpeg, 16 kHz mono) → VAD (silero) → transcription (whisper, inside the VAD regions, word timestamps) →
+diarization (pyannote) → every word assigned to a speaker → utterances.
+
+The models are loaded once, when the stage is built; a Ray actor builds one and reuses it for every recording.
+
+Example
+-------
+>>> stage = SpeechStage.from_config(load_config(Path("/opt/bwc-models")))   # doctest: +SKIP
+>>> result = stage(recording)                                             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from bwc.audio import read_pcm
+from bwc.config import BwcConfig
+from bwc.records import Diarization, Recording, SpeechResult, StageTimings
+from bwc.transcript import assign_speakers, build_utterances
+from models.asr import WhisperTranscriber
+from models.diarization import PyannoteDiarizer
+from models.locate import resolve_pyannote, resolve_whisper
+from models.vad import SileroVad, merge_regions
+
+
+@dataclass(frozen=True)
+class ResolvedModels:
+    """Local weights for every model the speech stage needs (found before any worker starts)."""
+
+    whisper_checkpoint: Path  # whisper .pt file
+    pyannote_pipeline: Path  # pyannote pipeline directory holding config.yaml
+
+    @classmethod
+    def resolve(cls, config: BwcConfig) -> ResolvedModels:
+        """Find the weights on disk; raises :class:`models.locate.ModelNotFoundError` when they are absent."""
+        models_dir = Path(config.models_dir) if config.models_dir else None
+        return cls(
+            whisper_checkpoint=resolve_whisper(config.whisper.model, models_dir),
+            pyannote_pipeline=resolve_pyannote(config.diarization.pipeline, models_dir),
+        )
+
+
+class SpeechStage:
+    """VAD, whisper and pyannote loaded once; call it with a recording.
+
+    Parameters
+    ----------
+    config
+        Effective configuration.
+    models
+        Resolved weights.
+    device
+        "cpu" or "cuda".
+    """
+
+    def __init__(self, config: BwcConfig, models: ResolvedModels, device: str = "cpu") -> None:
+        self.config = config
+        self.vad = SileroVad(config.vad)
+        self.asr = WhisperTranscriber(config.whisper, models.whisper_checkpoint, device=device)
+        self.diarizer = PyannoteDiarizer(config.diarization, models.pyannote_pipeline, device=device)
+
+    @classmethod
+    def from_config(cls, config: BwcConfig, device: str | None = None) -> SpeechStage:
+        if device is None:
+            device = "cuda" if config.run.device != "cpu" and torch.cuda.is_available() else "cpu"
+        return cls(config, ResolvedModels.resolve(config), device=device)
+
+    @property
+    def model_versions(self) -> dict[str, str]:
+        return {"vad": self.vad.version, "asr": self.asr.version, "diarization": self.diarizer.version}
+
+    def __call__(self, recording: Recording) -> SpeechResult:
+        clock = time.perf_counter()
+        audio = read_pcm(recording.path)
+        decode_s, clock = _lap(clock)
+
+        regions = self.vad.detect(audio)
+        vad_s, clock = _lap(clock)
+
+        chunks = merge_regions(regions, self.config.vad.merge_gap_s, self.config.vad.max_region_s)
+        words, language = self.asr.transcribe(audio, chunks)
+        asr_s, clock = _lap(clock)
+
+        # No voice activity: nothing to attribute, and pyannote on silence or road noise is wasted work.
+        diarization = self.diarizer.diarize(audio) if regions else Diarization(turns=(), exclusive_turns=())
+        diarization_s, clock = _lap(clock)
+
+        attributed = assign_speakers(words, diarization.exclusive_turns)
+        utterances = build_utterances(recording.recording_id, attributed, self.config.assembly.max_pause_s)
+        assembly_s, _ = _lap(clock)
+
+        return SpeechResult(
+            recording=recording,
+            speech_regions=regions,
+            diarization=diarization,
+            words=attributed,
+            utterances=utterances,
+            language=language,
+            timings=StageTimings(
+                decode_s=decode_s,
+                vad_s=vad_s,
+                asr_s=asr_s,
+                diarization_s=diarization_s,
+                assembly_s=assembly_s,
+            ),
+        )
+
+
+def _lap(start: float) -> tuple[float, float]:
+    now = time.perf_counter()
+    return now - start, now
