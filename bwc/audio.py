@@ -75,7 +75,10 @@ def probe(path: str | Path) -> AudioInfo:
         raise AudioError("file has no audio stream")
     stream = audio_streams[0]
     container = report.get("format", {})
-    duration = _first_float(stream.get("duration"), container.get("duration"))
+    # Matroska keeps a stream's length in a DURATION tag ("HH:MM:SS.nnnnnnnnn"), not in "duration".
+    duration = _first_float(
+        stream.get("duration"), _clock_seconds(stream.get("tags", {}).get("DURATION")), container.get("duration")
+    )
     if duration is None or not np.isfinite(duration):
         raise AudioError("duration unknown: the file is truncated or its container is damaged")
     has_video = any(
@@ -178,6 +181,16 @@ def _first_float(*values: object) -> float | None:
         except (TypeError, ValueError):
             continue
     return None
+
+
+def _clock_seconds(value: object) -> float | None:
+    if not isinstance(value, str) or value.count(":") != 2:
+        return None
+    hours, minutes, seconds = value.split(":")
+    try:
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return None
 
 
 def _last_line(stderr: bytes) -> str:

@@ -69,11 +69,9 @@ def run(
         from pipelines.run import run_batch
 
         summary = run_batch(inputs, store, effective, metadata_csv=metadata, address=address, console=console)
-    except ModelNotFoundError as error:
-        console.print(f"[red]error:[/] {error}")
-        raise typer.Exit(EXIT_RUN_FAILED) from None
-    except (FileNotFoundError, ValueError, RuntimeError) as error:
-        console.print(f"[red]error:[/] {error}")
+    except (ModelNotFoundError, FileNotFoundError, ValueError, RuntimeError) as error:
+        # Unwrapped and unstyled: paths in the message must stay copyable.
+        console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_RUN_FAILED) from None
     _print_summary(summary, store)
     raise typer.Exit(EXIT_SOME_FILES_FAILED if summary.failures else EXIT_OK)

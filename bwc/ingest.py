@@ -66,9 +66,9 @@ class MetadataTable:
         self._by_file_name: dict[str, Metadata] = {}
         self._by_evidence_id: dict[str, Metadata] = {}
         for row in frame.to_dict("records"):
-            metadata = Metadata(**{name: row.get(name) for name in METADATA_FIELDS})
-            if row.get("file_name"):
-                self._by_file_name[Path(str(row["file_name"])).name.casefold()] = metadata
+            metadata = Metadata(**{name: _present(row.get(name)) for name in METADATA_FIELDS})
+            if file_name := _present(row.get("file_name")):
+                self._by_file_name[Path(str(file_name)).name.casefold()] = metadata
             if metadata.evidence_id:
                 self._by_evidence_id[metadata.evidence_id.casefold()] = metadata
 
@@ -95,10 +95,7 @@ class MetadataTable:
         if config.columns.get("file_name") not in raw.columns and config.columns.get("evidence_id") not in raw.columns:
             raise IngestError(f"{path}: needs a file name or an evidence id column to match recordings")
         frame = pd.DataFrame(
-            {
-                field: raw[column].replace("", None) if column in raw.columns else None
-                for field, column in config.columns.items()
-            }
+            {field: raw[column] if column in raw.columns else None for field, column in config.columns.items()}
         )
         frame["recorded_at"] = _parse_times(frame["recorded_at"], config.timezone, path)
         return cls(frame)
@@ -152,7 +149,7 @@ def ingest_file(path: str | Path, metadata: MetadataTable, max_duration_s: float
 def _parse_times(values: pd.Series, timezone: str, source: str | Path) -> list[datetime | None]:
     parsed: list[datetime | None] = []
     for value in values:
-        if value is None or value == "":
+        if _present(value) is None:
             parsed.append(None)
             continue
         try:
@@ -163,3 +160,10 @@ def _parse_times(values: pd.Series, timezone: str, source: str | Path) -> list[d
             stamp = stamp.tz_localize(timezone)
         parsed.append(stamp.tz_convert(UTC).to_pydatetime())
     return parsed
+
+
+def _present(value: object) -> object:
+    """``value`` unless it is an empty cell (None, NaN/NA, or blank text), then None."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return None if pd.isna(value) else value  # type: ignore[call-overload]

@@ -1,6 +1,7 @@
 """From words and speaker turns to a speaker-attributed transcript, and its WebVTT and RTTM files.
 
-Word→speaker assignment: each word goes to the turn it overlaps most; a word that overlaps no turn goes to the
+Word→speaker assignment: each word goes to the turn it overlaps most (on a tie, the shorter turn: a short turn
+nested in a long one is the more specific evidence); a word that overlaps no turn goes to the
 nearest turn in time; when diarization found no turn at all every word gets :data:`UNKNOWN_SPEAKER`. So no word is
 ever left without a speaker. Utterances are one speaker's consecutive words, split at long pauses.
 
@@ -29,7 +30,7 @@ DEFAULT_MAX_PAUSE_S = 1.5  # a longer silence between one speaker's words starts
 
 
 def assign_speakers(words: Sequence[Word], turns: Sequence[SpeakerTurn]) -> tuple[Word, ...]:
-    """Give every word a speaker: largest overlap, else nearest turn, else :data:`UNKNOWN_SPEAKER`.
+    """Give every word a speaker: largest overlap (ties: shorter turn), else nearest turn, else :data:`UNKNOWN_SPEAKER`.
 
     Runs in O((W + T) log T): turns are sorted once and each word looks only at turns that can touch it.
     """
@@ -47,12 +48,13 @@ def assign_speakers(words: Sequence[Word], turns: Sequence[SpeakerTurn]) -> tupl
     assigned = []
     for word in words:
         last_candidate = bisect.bisect_left(starts, word.end)  # turns starting at/after word.end cannot overlap
-        best_speaker, best_overlap = None, 0.0
+        best_speaker, best_key = None, (0.0, 0.0)
         index = last_candidate - 1
         while index >= 0 and max_end_so_far[index] > word.start:
-            overlap = word.overlap(ordered[index].start, ordered[index].end)
-            if overlap > best_overlap:
-                best_speaker, best_overlap = ordered[index].speaker, overlap
+            turn = ordered[index]
+            key = (word.overlap(turn.start, turn.end), turn.start - turn.end)  # most overlap, then shortest
+            if key[0] > 0 and key > best_key:
+                best_speaker, best_key = turn.speaker, key
             index -= 1
         if best_speaker is None:
             best_speaker = _nearest_turn(word, ordered, last_candidate).speaker

@@ -30,6 +30,16 @@ class ModelNotFoundError(RuntimeError):
         places = "\n".join(f"  - {place}" for place in searched) or "  (nowhere: not a name or a path)"
         super().__init__(f"{model} not found. Searched:\n{places}\nTo supply it: {how_to_supply}")
 
+    @staticmethod
+    def combine(errors: list[ModelNotFoundError]) -> ModelNotFoundError:
+        """One error naming every missing model, so a user fixes them all in one go."""
+        if len(errors) == 1:
+            return errors[0]
+        combined = ModelNotFoundError(" and ".join(e.model for e in errors), [], "")
+        combined.searched = [place for e in errors for place in e.searched]
+        combined.args = ("\n\n".join(str(e) for e in errors),)
+        return combined
+
 
 def whisper_file_name(name: str) -> str:
     """The file name whisper's own downloader gives a named model (e.g. "turbo" -> "large-v3-turbo.pt")."""

@@ -10,7 +10,10 @@ Written in the libraries' own formats:
   ONNX loader.
 
 Random weights transcribe nothing meaningful and never emit end-of-text, so the models config written beside them
-caps tokens per window (``sample_len``), fixes the language and uses temperature 0.
+caps tokens per window (``sample_len``), fixes the language and uses temperature 0. Left as drawn, a random decoder
+sits near ties between text, timestamp and special tokens and often writes empty segments (two timestamps in a
+row); the tiny whisper therefore zeroes the special-token embeddings and scales up the text-token ones, so that it
+always writes text (noise words) after whisper's forced first timestamp. Tests then always have words to follow.
 
 Example
 -------
@@ -34,6 +37,7 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
 WHISPER_FILE = "whisper/tiny-random.pt"
 PYANNOTE_DIR = "pyannote/tiny-random-diarization"
 TINY_SAMPLE_LEN = 24  # tokens per 30 s window: random weights would otherwise decode 224 tokens of noise
+TEXT_EMBEDDING_GAIN = 4.0  # see module docstring: makes the random decoder always write text
 EMBEDDING_DIMENSION = 32
 LDA_DIMENSION = 16
 SEED = 0
@@ -42,6 +46,7 @@ SEED = 0
 def make_tiny_whisper(path: Path, seed: int = SEED) -> Path:
     """A whisper checkpoint with real vocabulary and mel bins, 2 layers of width 64 (about 15 MB)."""
     from whisper.model import ModelDimensions, Whisper
+    from whisper.tokenizer import get_tokenizer
 
     torch.manual_seed(seed)
     dims = ModelDimensions(
@@ -57,6 +62,11 @@ def make_tiny_whisper(path: Path, seed: int = SEED) -> Path:
         n_text_layer=2,
     )
     model = Whisper(dims)
+    tokenizer = get_tokenizer(multilingual=True, num_languages=model.num_languages)
+    with torch.no_grad():
+        embedding = model.decoder.token_embedding.weight  # also the output projection (tied)
+        embedding[tokenizer.eot : tokenizer.timestamp_begin] = 0.0  # no end-of-text, no other special token wins
+        embedding[: tokenizer.eot] *= TEXT_EMBEDDING_GAIN  # text outscores timestamps after the first one
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"dims": dims.__dict__, "model_state_dict": model.state_dict()}, path)
     return path

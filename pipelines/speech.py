@@ -25,7 +25,7 @@ from bwc.records import Diarization, Recording, SpeechResult, StageTimings
 from bwc.transcript import assign_speakers, build_utterances
 from models.asr import WhisperTranscriber
 from models.diarization import PyannoteDiarizer
-from models.locate import resolve_pyannote, resolve_whisper
+from models.locate import ModelNotFoundError, resolve_pyannote, resolve_whisper
 from models.vad import SileroVad, merge_regions
 
 
@@ -40,10 +40,19 @@ class ResolvedModels:
     def resolve(cls, config: BwcConfig) -> ResolvedModels:
         """Find the weights on disk; raises :class:`models.locate.ModelNotFoundError` when they are absent."""
         models_dir = Path(config.models_dir) if config.models_dir else None
-        return cls(
-            whisper_checkpoint=resolve_whisper(config.whisper.model, models_dir),
-            pyannote_pipeline=resolve_pyannote(config.diarization.pipeline, models_dir),
-        )
+        found: dict[str, Path] = {}
+        missing: list[ModelNotFoundError] = []
+        for field, resolve, spec in (
+            ("whisper_checkpoint", resolve_whisper, config.whisper.model),
+            ("pyannote_pipeline", resolve_pyannote, config.diarization.pipeline),
+        ):
+            try:
+                found[field] = resolve(spec, models_dir)
+            except ModelNotFoundError as error:
+                missing.append(error)
+        if missing:
+            raise ModelNotFoundError.combine(missing)
+        return cls(**found)
 
 
 class SpeechStage:
