@@ -259,6 +259,7 @@ class ray_session:
                 log_to_driver=False,
             )
         self.started_here = True
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # per-dataset "execution finished" lines
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the run shows one progress bar of its own
         context.print_on_execution_start = False
