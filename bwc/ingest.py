@@ -72,9 +72,6 @@ class MetadataTable:
             if metadata.evidence_id:
                 self._by_evidence_id[metadata.evidence_id.casefold()] = metadata
 
-    def __len__(self) -> int:
-        return max(len(self._by_file_name), len(self._by_evidence_id))
-
     @classmethod
     def empty(cls) -> MetadataTable:
         return cls(pd.DataFrame(columns=["file_name", *METADATA_FIELDS]))

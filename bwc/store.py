@@ -190,10 +190,6 @@ class Store:
         self._write_file(path, lambda tmp: pq.write_table(arrow_table, tmp))
         return path
 
-    def has_table(self, table: str) -> bool:
-        folder = self.table_path(table)
-        return folder.is_dir() and any(folder.glob("*.parquet"))
-
     @staticmethod
     def _write_file(path: Path, write: Callable[[str], None]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
