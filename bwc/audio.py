@@ -152,12 +152,14 @@ def read_pcm(path: str | Path, start_s: float = 0.0, duration_s: float | None = 
 
 
 def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int = SAMPLE_RATE, *args: str) -> None:
-    """Encode float32 mono samples to ``path`` with ffmpeg; extra ``args`` go before the output name.
+    """Encode float32 samples, shape (samples,) or (samples, channels), to ``path`` with ffmpeg.
 
-    Used to write synthetic footage and test material, never originals.
+    Extra ``args`` (more inputs, codecs, options) go between the piped input and the output name. Used to write
+    synthetic footage and test material, never originals.
     """
+    channels = 1 if audio.ndim == 1 else audio.shape[1]
     command = [
-        "ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "f32le", "-ar", str(sample_rate), "-ac", "1",
+        "ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "f32le", "-ar", str(sample_rate), "-ac", str(channels),
         "-i", "pipe:0", *args, str(path),
     ]  # fmt: skip
     completed = subprocess.run(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
 
-from bwc.audio import SAMPLE_RATE
+from bwc.audio import SAMPLE_RATE, write_audio
 
 REQUIRED_TOOLS = ("ffmpeg", "ffprobe", "espeak-ng", "sox")
 
@@ -42,15 +41,10 @@ def tone(seconds: float, frequency: float = 440.0, sample_rate: int = SAMPLE_RAT
 
 
 def encode(path: Path, audio: np.ndarray, sample_rate: int, *output_args: str, video: bool = False) -> Path:
-    """Encode float32 samples (mono or interleaved multi-channel) into ``path`` with ffmpeg."""
-    channels = 1 if audio.ndim == 1 else audio.shape[1]
-    command = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "f32le", "-ar", str(sample_rate)]
-    command += ["-ac", str(channels), "-i", "pipe:0"]
-    if video:
-        command += ["-f", "lavfi", "-i", "color=c=black:s=64x48:r=5", "-shortest", "-c:v", "libx264", "-preset"]
-        command += ["ultrafast", "-pix_fmt", "yuv420p"]
-    command += [*output_args, str(path)]
-    subprocess.run(command, input=np.ascontiguousarray(audio, dtype=np.float32).tobytes(), check=True)
+    """Encode float32 samples (mono or (samples, channels)) into ``path``, optionally beside a small H.264 picture."""
+    video_args = ["-f", "lavfi", "-i", "color=c=black:s=64x48:r=5", "-shortest", "-c:v", "libx264"]
+    video_args += ["-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    write_audio(path, audio, sample_rate, *(video_args if video else []), *output_args)
     return path
 
 
