@@ -4,7 +4,9 @@ BIN := $(VENV)/bin
 export PYANNOTE_METRICS_ENABLED := 0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: bootstrap demo test lint clean
+CORPUS ?= ../shared/data/politeness/wikipedia.annotated.csv
+
+.PHONY: bootstrap demo test lint clean respect-model acts-card
 
 bootstrap:
 	bash .ci/bootstrap.sh
@@ -17,8 +19,16 @@ demo: bootstrap
 test: bootstrap lint
 	$(BIN)/python -m pytest
 
+## make respect-model CORPUS=...: retrain the shipped respect model (seeded; about 10 min on 2 cores)
+respect-model: bootstrap
+	$(BIN)/bwc models train respect --data $(CORPUS) --out models/respect/model
+
+## make acts-card: re-measure the act rules on their labelled set and rewrite models/acts/CARD.md
+acts-card: bootstrap
+	$(BIN)/python -m models.acts.evaluate
+
 lint:
-	$(BIN)/ruff check bwc models pipelines scoring tests
+	$(BIN)/ruff check bwc models pipelines scoring tests benchmarks
 
 clean:
 	rm -rf demo .pytest_cache .ruff_cache

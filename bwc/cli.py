@@ -25,7 +25,9 @@ EXIT_SOME_FILES_FAILED = 3
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Analyse body-worn-camera audio.")
 models_app = typer.Typer(no_args_is_help=True, help="Model weights: check, fetch, make tiny test checkpoints.")
+train_app = typer.Typer(no_args_is_help=True, help="Train the language models (respect, escalation).")
 app.add_typer(models_app, name="models")
+models_app.add_typer(train_app, name="train")
 console = Console(stderr=True)
 
 ModelsOption = Annotated[
@@ -75,6 +77,62 @@ def run(
         raise typer.Exit(EXIT_RUN_FAILED) from None
     _print_summary(summary, store)
     raise typer.Exit(EXIT_SOME_FILES_FAILED if summary.failures else EXIT_OK)
+
+
+@app.command()
+def score(
+    table: Annotated[
+        Path, typer.Argument(help="Transcript table (.csv/.tsv/.parquet): encounter_id, turn, role, text.")
+    ],
+    store: Annotated[Path, typer.Option("--store", help="Output store directory.")],
+    models: ModelsOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Score transcripts a department already has: respect, acts, behaviours and escalation per encounter."""
+    from bwc.config import load_config
+    from bwc.store import Store
+    from models.locate import ModelNotFoundError
+    from scoring.table import TranscriptTableError, read_transcripts
+
+    started = time.perf_counter()
+    try:
+        effective = load_config(models, config)
+        encounters = read_transcripts(table)
+        stage = _scoring_stage(effective)
+        scored = stage(encounters)
+        part = _file_digest(table)
+        Store(store).write_scores(part, scored)
+    except (TranscriptTableError, ModelNotFoundError, FileNotFoundError, ValueError) as error:
+        console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_RUN_FAILED) from None
+    n_officer = sum(e.encounter.n_officer_utterances for e in scored)
+    root = store.absolute()
+    console.print(
+        f"scored {len(scored)} encounters, {n_officer} officer utterances in {time.perf_counter() - started:.1f} s "
+        f"({stage.model_version})\n"
+        f"  {root / 'utterance_scores' / f'part-{part}.parquet'}\n"
+        f"  {root / 'encounter_scores' / f'part-{part}.parquet'}",
+        markup=False,
+        highlight=False,
+    )
+
+
+def _scoring_stage(config: Any) -> Any:
+    from scoring.stage import ScoringStage
+
+    scoring = config.scoring
+    return ScoringStage.load(
+        Path(scoring.respect_model) if scoring.respect_model else None,
+        Path(scoring.escalation_model) if scoring.escalation_model else None,
+        Path(scoring.encoder) if scoring.encoder else None,
+    )
+
+
+def _file_digest(path: Path) -> str:
+    """A table's part name: the same file rescored replaces its own rows, never another table's."""
+    from bwc.audio import sha256_file
+
+    return "table-" + (sha256_file(path)[:16] if path.is_file() else path.name)
 
 
 @models_app.command("make-tiny")
@@ -129,6 +187,66 @@ def models_check(models: ModelsOption = None, config: ConfigOption = None) -> No
     raise typer.Exit(1 if missing else 0)
 
 
+@train_app.command("respect")
+def train_respect_command(
+    data: Annotated[
+        Path, typer.Option("--data", help="Stanford Politeness Corpus file (wikipedia.annotated.csv).", exists=True)
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the model, metrics and CARD.md.")],
+    epochs: Annotated[int, typer.Option(help="Fine-tuning epochs.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed for the held-out split and training.")] = 0,
+    threads: Annotated[int | None, typer.Option(help="torch threads (default: all cores).")] = None,
+) -> None:
+    """Train the respect model on the politeness corpus; held-out numbers go into OUT/CARD.md."""
+    from models.respect.train import train_respect
+
+    metrics = train_respect(data, out, epochs=epochs, seed=seed, threads=threads, log=console.print)
+    blend = metrics["held_out"]["blend"]
+    console.print(
+        f"held out: quartile accuracy {blend['quartile_accuracy']:.3f}, Spearman {blend['spearman']:.3f}; "
+        f"use it with scoring.respect_model: {out.absolute()}"
+    )
+
+
+@train_app.command("escalation")
+def train_escalation_command(
+    outcomes: Annotated[
+        Path,
+        typer.Option("--outcomes", help="CSV: encounter_id, escalated (search/handcuffs/arrest: 1/0).", exists=True),
+    ],
+    store: Annotated[Path, typer.Option("--store", help="Store holding the encounters' utterance_scores.")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the fitted model (JSON).")] = Path(
+        "escalation.json"
+    ),
+) -> None:
+    """Fit the department's own escalation model from its outcome records; reports cross-validated AUC."""
+    import pandas as pd
+
+    from scoring.escalation import fit_escalation
+
+    scores_dir = store / "utterance_scores"
+    if not scores_dir.is_dir():
+        console.print(f"error: {scores_dir} not found: score the encounters first (bwc run / bwc score)", markup=False)
+        raise typer.Exit(EXIT_RUN_FAILED)
+    try:
+        model = fit_escalation(
+            pd.read_csv(outcomes), pd.read_parquet(scores_dir, columns=["encounter_id", "turn", "role", "text"])
+        )
+    except ValueError as error:
+        console.print(f"error: {error}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_RUN_FAILED) from None
+    model.save(out)
+    t = model.training
+    console.print(
+        f"fitted on {t['encounters']} encounters ({t['escalated']} escalated; {t['outcomes_unmatched']} outcomes "
+        f"not in the store): cross-validated AUC {t['cv_auc']:.3f} ({t['cv_folds']} folds; the literature prior "
+        f"scores {t['prior_model_cv_auc']:.3f} on the same encounters)\nwritten {out.absolute()}; use it with "
+        f"scoring.escalation_model: {out.absolute()}",
+        markup=False,
+        highlight=False,
+    )
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Demo folder (footage and store).")] = Path("demo"),
@@ -158,16 +276,38 @@ def demo(
     console.print(
         f"synthetic footage: {len(footage.files)} files in {out / 'footage'} ({time.perf_counter() - started:.0f} s)"
     )
-    run(
-        inputs=[out / "footage"],
-        store=out / "store",
-        models=models_dir,
-        config=None,
-        metadata=footage.metadata_csv,
-        address=None,
-        workers=None,
-        language=None,
-    )
+    run_exit = EXIT_OK
+    try:
+        run(
+            inputs=[out / "footage"],
+            store=out / "store",
+            models=models_dir,
+            config=None,
+            metadata=footage.metadata_csv,
+            address=None,
+            workers=None,
+            language=None,
+        )
+    except typer.Exit as finished:
+        run_exit = finished.exit_code
+    console.print(f"\nscoring the reference scripts ({footage.scripts_csv}) with `bwc score`:")
+    score(table=footage.scripts_csv, store=out / "script-scores", models=models_dir, config=None)
+    _print_encounters(out / "script-scores")
+    raise typer.Exit(run_exit)
+
+
+def _print_encounters(store: Path) -> None:
+    import pandas as pd
+
+    encounters = pd.read_parquet(store / "encounter_scores").sort_values("encounter_id")
+    table = Table(title="encounters (reference scripts)")
+    for column in ("encounter", "respect", "escalation", "behaviours (of 5)", "reasons"):
+        table.add_column(column, overflow="fold")
+    for row in encounters.itertuples():
+        table.add_row(
+            row.encounter_id, f"{row.respect:+.2f}", f"{row.escalation:.2f}", str(row.behaviours_present), row.reasons
+        )
+    console.print(table)
 
 
 def _print_summary(summary: Any, store: Path) -> None:
@@ -194,6 +334,8 @@ def _print_summary(summary: Any, store: Path) -> None:
         f"  {root / 'recordings'}   one row per original\n"
         f"  {root / 'utterances'}   one row per utterance\n"
         f"  {root / 'words'}        one row per word\n"
+        f"  {root / 'utterance_scores'}  respect, acts and prosody per utterance\n"
+        f"  {root / 'encounter_scores'}  respect, behaviours and escalation per recording\n"
         f"  {root / 'transcripts'}  <recording_id>.vtt\n"
         f"  {root / 'diarization'}  <recording_id>.rttm\n"
         + (f"  {root / 'failures'}     failed files and reasons\n" if summary.failures else "")

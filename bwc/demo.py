@@ -40,6 +40,9 @@ class Line:
     role: str  # officer | civilian | radio
     text: str  # what is said
     pause_before_s: float = 0.8  # silence before the line
+    voice: str | None = None  # espeak-ng voice; None = the role's voice in VOICES
+    level: float | None = None  # peak amplitude; None = the role's level in LEVELS
+    pitch: int = 50  # espeak-ng pitch, 0..99 (50 is the voice's normal pitch)
 
 
 @dataclass(frozen=True)
@@ -59,19 +62,19 @@ def require_tools() -> None:
         )
 
 
-def speak(text: str, voice: str, words_per_minute: int = 165) -> np.ndarray:
+def speak(text: str, voice: str, words_per_minute: int = 165, pitch: int = 50) -> np.ndarray:
     """espeak-ng speech as 16 kHz mono float32."""
     with tempfile.TemporaryDirectory() as scratch:
         wav = Path(scratch) / "line.wav"
         subprocess.run(
-            ["espeak-ng", "-v", voice, "-s", str(words_per_minute), "-w", str(wav), text],
+            ["espeak-ng", "-v", voice, "-s", str(words_per_minute), "-p", str(pitch), "-w", str(wav), text],
             check=True,
             capture_output=True,
         )
         return read_pcm(wav)
 
 
-def place(audio: np.ndarray, role: str, rng: np.random.Generator) -> np.ndarray:
+def place(audio: np.ndarray, role: str, rng: np.random.Generator, level: float | None = None) -> np.ndarray:
     """Make a dry voice sound like ``role`` on a body camera: level, distance (low-pass, reverb), radio band."""
     peak = float(np.max(np.abs(audio))) or 1.0
     audio = audio / peak
@@ -86,7 +89,7 @@ def place(audio: np.ndarray, role: str, rng: np.random.Generator) -> np.ndarray:
         band = signal.butter(4, [400, 2800], "band", fs=SAMPLE_RATE, output="sos")
         audio = np.clip(signal.sosfilt(band, audio) * 3.0, -1.0, 1.0)
     audio = audio / (np.max(np.abs(audio)) or 1.0)
-    return (audio * LEVELS[role]).astype(np.float32)
+    return (audio * (LEVELS[role] if level is None else level)).astype(np.float32)
 
 
 def road_noise(seconds: float, rng: np.random.Generator) -> np.ndarray:
@@ -112,7 +115,8 @@ def render_scene(
     for line in lines:
         pieces.append(np.zeros(int(line.pause_before_s * SAMPLE_RATE), dtype=np.float32))
         cursor += line.pause_before_s
-        voiced = place(speak(line.text, VOICES[line.role]), line.role, rng)
+        dry = speak(line.text, line.voice or VOICES[line.role], pitch=line.pitch)
+        voiced = place(dry, line.role, rng, line.level)
         pieces.append(voiced)
         truth.append((cursor, cursor + len(voiced) / SAMPLE_RATE, line.role))
         cursor += len(voiced) / SAMPLE_RATE
@@ -183,3 +187,28 @@ def make_demo_footage(out_dir: Path, seed: int = 7) -> DemoFootage:
     scripts_csv = out_dir / "reference_scripts.csv"
     scripts.to_csv(scripts_csv, index=False)
     return DemoFootage(files=tuple(files), metadata_csv=metadata_csv, scripts_csv=scripts_csv)
+
+
+ATTRIBUTION_VOICES = ("en-us+m3", "en-us+m1", "en-us+f2", "en-us+f4", "en-gb+m2", "en+f3", "en-gb+m4", "en-us+m7")
+
+
+def attribution_scene(
+    script: pd.DataFrame, seed: int, civilian_level: tuple[float, float] = (0.06, 0.25)
+) -> tuple[np.ndarray, list[tuple[float, float, str, str]]]:
+    """A scene with roles known, for measuring attribution: random distinct voices for officer and civilian, the
+    officer near (peak 0.3–0.6), the civilian farther (peak drawn from ``civilian_level``, low-passed and
+    reverberant), a radio burst. Returns the audio and ``(start, end, role, text)`` per line."""
+    rng = np.random.default_rng(seed)
+    officer_voice, civilian_voice = rng.choice(ATTRIBUTION_VOICES, size=2, replace=False)
+    lines = []
+    for row in script.sort_values("turn").itertuples():
+        role = str(row.role)
+        voice, level = (
+            (officer_voice, float(rng.uniform(0.3, 0.6)))
+            if role == "officer"
+            else (civilian_voice, float(rng.uniform(*civilian_level)))
+        )
+        lines.append(Line(role, str(row.text), float(rng.uniform(0.4, 1.5)), voice=str(voice), level=level))
+    lines.insert(len(lines) // 2, Line("radio", "Unit twelve, dispatch, copy your last.", 1.0))
+    audio, truth = render_scene(lines, lead_in_s=2.0, tail_s=1.0, seed=seed)
+    return audio, [(start, end, role, line.text) for (start, end, role), line in zip(truth, lines, strict=True)]

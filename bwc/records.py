@@ -12,7 +12,7 @@ Example
 -------
 >>> word = Word(start=1.0, end=1.4, text="sir", probability=0.9)
 >>> turn = SpeakerTurn(start=0.5, end=2.0, speaker="SPEAKER_00")
->>> word.overlap(turn.start, turn.end)
+>>> round(word.overlap(turn.start, turn.end), 3)
 0.4
 """
 
@@ -116,6 +116,18 @@ class Utterance:
 
 
 @dataclass(frozen=True, slots=True)
+class UtteranceAcoustics:
+    """How one utterance sounds, measured on the 16 kHz mono decode (inputs to attribution and prosody)."""
+
+    level_db: float  # RMS level of the utterance's loudest half of 25 ms frames, dBFS
+    snr_db: float  # level above the recording's noise floor (10th percentile frame level), dB
+    high_band_ratio: float  # share of energy above 3 kHz (close talkers keep it; distance and radios lose it)
+    low_band_ratio: float  # share of energy below 300 Hz (radio speakers have almost none)
+    pitch_hz: float | None  # median fundamental frequency of voiced frames; None when nothing was voiced
+    pitch_range_st: float | None  # 10th to 90th percentile pitch span, semitones
+
+
+@dataclass(frozen=True, slots=True)
 class StageTimings:
     """Wall seconds spent in each stage for one recording."""
 
@@ -124,6 +136,7 @@ class StageTimings:
     asr_s: float = 0.0  # whisper
     diarization_s: float = 0.0  # pyannote
     assembly_s: float = 0.0  # word→speaker assignment and utterances
+    scoring_s: float = 0.0  # acoustics, role attribution and language scoring
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +150,7 @@ class SpeechResult:
     utterances: tuple[Utterance, ...]  # words grouped per speaker, covering every word exactly once
     language: str  # language whisper transcribed in
     timings: StageTimings  # where the time went
+    acoustics: tuple[UtteranceAcoustics, ...] = ()  # one per utterance, same order
 
     @property
     def speech_s(self) -> float:
@@ -153,3 +167,88 @@ class Failure:
     reason: str  # one line a person can act on (no traceback)
     attempts: int = 1  # how many runs have tried this file
     last_attempt_at: datetime | None = None  # when the last attempt failed, UTC
+
+
+# -- attribution and scoring --------------------------------------------------------------------------------------
+ROLES = ("officer", "civilian", "other_officer", "radio", "unknown")  # who a speaker is, as attribution says
+TRANSCRIPT_ROLES = ("officer", "civilian", "other")  # roles a department's own transcript table may carry
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerRole:
+    """Who a diarized speaker is."""
+
+    speaker: str  # diarization label
+    role: str  # one of :data:`ROLES`
+    confidence: float  # 0..1; how sure attribution is of this role
+    evidence: str  # the cues that decided it, for people ("loudest (−18 dB vs −31 dB); asked for licence")
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptLine:
+    """One utterance going into scoring: from the audio path or from a department's transcript table."""
+
+    encounter_id: str  # the encounter (a recording id on the audio path)
+    turn: int  # position in the encounter, from 1
+    role: str  # officer | civilian | other_officer | radio | other | unknown
+    text: str  # what was said
+    utterance_id: str | None = None  # the audio path's utterance id
+    speaker: str | None = None  # diarization label, or the table's speaker column
+    start: float | None = None  # seconds from the recording's start, when known
+    end: float | None = None  # seconds from the recording's start, when known
+    acoustics: UtteranceAcoustics | None = None  # measured sound, on the audio path only
+    n_words: int | None = None  # recognised words (for speech rate); None counts whitespace tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Encounter:
+    """An encounter's transcript and what is known about it."""
+
+    encounter_id: str  # recording id, or the transcript table's encounter id
+    lines: tuple[TranscriptLine, ...]  # in turn order
+    officer_id: str | None = None  # camera wearer / officer, when known
+    recorded_at: datetime | None = None  # start of the encounter, UTC
+    recording_id: str | None = None  # the recording on the audio path
+    roles: tuple[SpeakerRole, ...] = ()  # attribution, on the audio path
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceScore:
+    """Scores of one utterance (respect and acts only for officer utterances)."""
+
+    line: TranscriptLine  # what was scored
+    respect: float | None  # corpus standard deviations; None for non-officer lines
+    respect_reasons: str  # top contributions, e.g. "formal_title 'sir' +0.41; encoder +0.22"
+    acts: dict[str, str]  # act name -> words that triggered it
+    loudness_rel_db: float | None = None  # level relative to this officer's median in the recording
+    pitch_rel_st: float | None = None  # pitch relative to this officer's median, semitones
+    speech_rate_wps: float | None = None  # words per second
+
+
+@dataclass(frozen=True, slots=True)
+class EncounterScore:
+    """Per-encounter signals."""
+
+    encounter_id: str  # as in :class:`Encounter`
+    officer_id: str | None  # camera wearer / officer
+    recorded_at: datetime | None  # start, UTC
+    recording_id: str | None  # recording on the audio path
+    n_officer_utterances: int  # officer utterances scored
+    respect: float | None  # mean officer respect
+    respect_first: float | None  # mean over the first third of officer utterances
+    respect_last: float | None  # mean over the last third
+    respect_slope: float | None  # least-squares change in respect per officer utterance
+    escalation: float  # 0..1, higher = more escalated (Rho et al. 2023 early-language signals)
+    behaviours: dict[str, bool]  # the five trained behaviours (Camp et al. 2024) -> present
+    reasons: tuple[str, ...]  # what drove escalation and the behaviours, with the words
+    officer_speaker: str | None = None  # diarization label attributed to the officer (audio path)
+    role_confidence: float | None = None  # attribution confidence for that speaker
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredEncounter:
+    """Everything scoring produced for one encounter."""
+
+    encounter: EncounterScore  # per-encounter signals
+    utterances: tuple[UtteranceScore, ...]  # per utterance, in turn order
+    model_version: str  # models and rules that made these scores, with weight hashes

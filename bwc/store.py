@@ -6,6 +6,8 @@ Layout of ``STORE/``::
     utterances/part-<recording_id>.parquet     one row per utterance
     words/part-<recording_id>.parquet          one row per word
     failures/part-<run_id>.parquet             one row per file that failed in that run
+    utterance_scores/part-<id>.parquet         one row per utterance: respect, acts, prosody (a recording or a table)
+    encounter_scores/part-<id>.parquet         one row per encounter: respect, trajectory, behaviours, escalation
     transcripts/<recording_id>.vtt             WebVTT, one cue per utterance, <v speaker> voice tags
     diarization/<recording_id>.rttm            RTTM of the speaker turns
     runs/<run_id>.json                         run report
@@ -27,16 +29,25 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bwc.records import Failure, Recording, SpeechResult
+from bwc.records import Failure, Recording, ScoredEncounter, SpeechResult
 from bwc.transcript import write_rttm, write_vtt
 
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
+# Score columns (kept here, not imported from scoring, so the store sits below the stages that fill it).
+ACT_COLUMNS = (
+    "greeting", "introduction", "reason_for_stop", "explanation", "safety_concern", "reassurance", "formal_title",
+    "gratitude", "apology", "command", "threat", "profanity", "insult", "informal_title", "accusation",
+    "search_request", "documentation_request", "raised_voice",
+)  # fmt: skip
+BEHAVIOUR_COLUMNS = ("greeting_introduction", "reason_early", "safety_concern", "reassurance", "formal_title")
 
 SCHEMAS: dict[str, pa.Schema] = {
     "recordings": pa.schema(
@@ -71,6 +82,12 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("end", pa.float64()),  # seconds from recording start
             ("text", pa.string()),
             ("n_words", pa.int32()),
+            ("level_db", pa.float64()),  # RMS level of the loudest half of its frames, dBFS
+            ("snr_db", pa.float64()),  # level above the recording's noise floor, dB
+            ("high_band_ratio", pa.float64()),  # share of energy above 3 kHz
+            ("low_band_ratio", pa.float64()),  # share of energy below 300 Hz
+            ("pitch_hz", pa.float64()),  # median pitch of voiced frames; null when unvoiced
+            ("pitch_range_st", pa.float64()),  # 10–90% pitch span, semitones
         ]
     ),
     "words": pa.schema(
@@ -88,10 +105,51 @@ SCHEMAS: dict[str, pa.Schema] = {
         [
             ("path", pa.string()),
             ("sha256", pa.string()),  # null when the file could not be read
-            ("stage", pa.string()),  # ingest | speech | write
+            ("stage", pa.string()),  # ingest | speech | scoring | write
             ("reason", pa.string()),  # one line
             ("attempts", pa.int32()),
             ("last_attempt_at", UTC_TIMESTAMP),
+        ]
+    ),
+    "utterance_scores": pa.schema(
+        [
+            ("encounter_id", pa.string()),  # recording id on the audio path, else the table's encounter id
+            ("turn", pa.int32()),  # position in the encounter, from 1
+            ("utterance_id", pa.string()),  # audio path: "<recording_id>-<index>"
+            ("recording_id", pa.string()),  # audio path only
+            ("speaker", pa.string()),  # diarization label (or the table's speaker column)
+            ("role", pa.string()),  # officer | civilian | other_officer | radio | other | unknown
+            ("start", pa.float64()),  # seconds from recording start, when known
+            ("end", pa.float64()),  # seconds from recording start, when known
+            ("text", pa.string()),
+            ("respect", pa.float64()),  # officer lines: corpus SDs from the corpus mean; null for others
+            ("respect_reasons", pa.string()),  # top contributions with the words behind them
+            *[(f"act_{name}", pa.bool_()) for name in ACT_COLUMNS],
+            ("acts_evidence", pa.string()),  # JSON: act -> words that triggered it
+            ("loudness_rel_db", pa.float64()),  # audio path: level vs this officer's median, dB
+            ("pitch_rel_st", pa.float64()),  # audio path: pitch vs this officer's median, semitones
+            ("speech_rate_wps", pa.float64()),  # words per second, when times are known
+            ("model_version", pa.string()),  # models, rules and weight hashes behind the scores
+        ]
+    ),
+    "encounter_scores": pa.schema(
+        [
+            ("encounter_id", pa.string()),
+            ("recording_id", pa.string()),  # audio path only
+            ("officer_id", pa.string()),
+            ("recorded_at", UTC_TIMESTAMP),
+            ("n_officer_utterances", pa.int32()),
+            ("respect", pa.float64()),  # mean officer respect
+            ("respect_first", pa.float64()),  # mean over the first third of officer utterances
+            ("respect_last", pa.float64()),  # mean over the last third
+            ("respect_slope", pa.float64()),  # change per officer utterance (least squares)
+            ("escalation", pa.float64()),  # 0..1, higher = more escalated (first 45 officer words)
+            ("behaviours_present", pa.int32()),  # how many of the five trained behaviours occurred
+            *[(f"pj_{name}", pa.bool_()) for name in BEHAVIOUR_COLUMNS],
+            ("reasons", pa.string()),  # "; "-joined: escalation signals and behaviours, with their words
+            ("officer_speaker", pa.string()),  # audio path: diarization label attributed to the officer
+            ("role_confidence", pa.float64()),  # audio path: attribution confidence, 0..1
+            ("model_version", pa.string()),
         ]
     ),
 }
@@ -133,7 +191,8 @@ class Store:
                 "text": u.text,
                 "n_words": len(u.words),
             }
-            for u in result.utterances
+            | (asdict(a) if a is not None else {})
+            for u, a in zip_longest(result.utterances, result.acoustics[: len(result.utterances)])
         ]
         word_rows = [
             {
@@ -176,6 +235,12 @@ class Store:
             for f in failures
         ]
         self.write_rows("failures", f"part-{run_id}", rows)
+
+    def write_scores(self, part: str, scored: Sequence[ScoredEncounter]) -> None:
+        """Write utterance and encounter scores as ``<table>/part-<part>.parquet`` (encounters last)."""
+        utterance_rows = [row for encounter in scored for row in utterance_score_rows(encounter)]
+        self.write_rows("utterance_scores", f"part-{part}", utterance_rows)
+        self.write_rows("encounter_scores", f"part-{part}", [encounter_score_row(e) for e in scored])
 
     def write_report(self, run_id: str, report: dict[str, Any]) -> Path:
         path = self.root / "runs" / f"{run_id}.json"
@@ -222,3 +287,52 @@ def recording_row(recording: Recording) -> dict[str, Any]:
         "incident_id": recording.metadata.incident_id,
         "category": recording.metadata.category,
     }
+
+
+def utterance_score_rows(scored: ScoredEncounter) -> list[dict[str, Any]]:
+    rows = []
+    for score in scored.utterances:
+        line = score.line
+        row: dict[str, Any] = {
+            "encounter_id": line.encounter_id,
+            "turn": line.turn,
+            "utterance_id": line.utterance_id,
+            "recording_id": scored.encounter.recording_id,
+            "speaker": line.speaker,
+            "role": line.role,
+            "start": line.start,
+            "end": line.end,
+            "text": line.text,
+            "respect": score.respect,
+            "respect_reasons": score.respect_reasons,
+            "acts_evidence": json.dumps(score.acts, ensure_ascii=False) if score.respect is not None else None,
+            "loudness_rel_db": score.loudness_rel_db,
+            "pitch_rel_st": score.pitch_rel_st,
+            "speech_rate_wps": score.speech_rate_wps,
+            "model_version": scored.model_version,
+        }
+        row |= {f"act_{name}": name in score.acts for name in ACT_COLUMNS}
+        rows.append(row)
+    return rows
+
+
+def encounter_score_row(scored: ScoredEncounter) -> dict[str, Any]:
+    e = scored.encounter
+    row: dict[str, Any] = {
+        "encounter_id": e.encounter_id,
+        "recording_id": e.recording_id,
+        "officer_id": e.officer_id,
+        "recorded_at": e.recorded_at,
+        "n_officer_utterances": e.n_officer_utterances,
+        "respect": e.respect,
+        "respect_first": e.respect_first,
+        "respect_last": e.respect_last,
+        "respect_slope": e.respect_slope,
+        "escalation": e.escalation,
+        "behaviours_present": sum(e.behaviours.values()),
+        "reasons": "; ".join(e.reasons),
+        "officer_speaker": e.officer_speaker,
+        "role_confidence": e.role_confidence,
+        "model_version": scored.model_version,
+    }
+    return row | {f"pj_{name}": bool(e.behaviours.get(name)) for name in BEHAVIOUR_COLUMNS}

@@ -38,8 +38,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from bwc.audio import require_ffmpeg
 from bwc.config import BwcConfig
 from bwc.ingest import IngestError, MetadataTable, discover, ingest_file
-from bwc.records import Failure, Recording, SpeechResult, StageTimings
+from bwc.records import Failure, Recording, ScoredEncounter, SpeechResult, StageTimings
 from bwc.store import Store
+from models.respect.model import require_artifact
+from pipelines.language import LanguageStage
 from pipelines.speech import ResolvedModels, SpeechStage
 
 RUNTIME_ENV_VARS = {
@@ -89,28 +91,39 @@ class RunSummary:
 
 
 class SpeechWorker:
-    """Ray Data actor: one speech stage per actor, one recording per call."""
+    """Ray Data actor: one speech stage and one language stage per actor, one recording per call.
+
+    Each call returns ``(speech outcome, scored encounter or scoring failure, model versions)``.
+    """
 
     def __init__(self, config_json: str, models: ResolvedModels, threads: int) -> None:
         torch_threads(threads)
         config = BwcConfig.model_validate_json(config_json)
         self.stage = SpeechStage(config, models, device=_actor_device(config))
+        self.language = LanguageStage.from_config(config)
+
+    @property
+    def model_versions(self) -> dict[str, str]:
+        return self.stage.model_versions | {"scoring": self.language.model_version}
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outputs = []
         for payload in batch["recording"]:
             recording: Recording = pickle.loads(payload)
+            scored: ScoredEncounter | Failure | None = None
             try:
                 outcome: SpeechResult | Failure = self.stage(recording)
             except Exception as error:  # one recording's failure must not stop the batch
-                outcome = Failure(
-                    path=recording.path,
-                    sha256=recording.sha256,
-                    stage="speech",
-                    reason=f"{type(error).__name__}: {_one_line(error)}",
-                    last_attempt_at=datetime.now(UTC),
-                )
-            outputs.append(pickle.dumps((outcome, self.stage.model_versions)))
+                outcome = _failure(recording.path, recording.sha256, "speech", error, with_type=True)
+            if isinstance(outcome, SpeechResult):
+                clock = time.perf_counter()
+                try:
+                    scored = self.language(outcome)
+                except Exception as error:  # the transcript is still worth keeping
+                    scored = _failure(recording.path, recording.sha256, "scoring", error, with_type=True)
+                timings = replace(outcome.timings, scoring_s=time.perf_counter() - clock)
+                outcome = replace(outcome, timings=timings)
+            outputs.append(pickle.dumps((outcome, scored, self.model_versions)))
         return {"outcome": np.array(outputs, dtype=object)}
 
 
@@ -134,6 +147,7 @@ def run_batch(
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     require_ffmpeg()
     models = ResolvedModels.resolve(config)  # fail in seconds, before Ray starts, when weights are missing
+    require_artifact(Path(config.scoring.respect_model) if config.scoring.respect_model else None)
     metadata = MetadataTable.from_csv(metadata_csv, config.metadata) if metadata_csv else MetadataTable.empty()
     paths = discover(inputs)
     store = Store(store_dir)
@@ -158,13 +172,18 @@ def run_batch(
 
         with _progress(console) as progress:
             task = progress.add_task("speech", total=len(unique))
-            for outcome, versions in _speech(list(unique.values()), config, models):
+            for outcome, scored, versions in _speech(list(unique.values()), config, models):
                 model_versions = versions
                 if isinstance(outcome, Failure):
                     failures.append(outcome)
                     console.print(f"[red]failed[/] {outcome.path}: {outcome.reason}")
                 else:
+                    if isinstance(scored, Failure):
+                        failures.append(scored)
+                        console.print(f"[red]scoring failed[/] {scored.path}: {scored.reason}")
                     try:
+                        if isinstance(scored, ScoredEncounter):
+                            store.write_scores(outcome.recording.recording_id, [scored])
                         store.write_speech_result(outcome, processed_at=datetime.now(UTC))
                     except OSError as error:
                         failures.append(_failure(outcome.recording.path, outcome.recording.sha256, "write", error))
@@ -295,10 +314,11 @@ def _progress(console: Console) -> Progress:
     )
 
 
-def _failure(path: str | Path, sha256: str | None, stage: str, error: BaseException) -> Failure:
-    return Failure(
-        path=str(path), sha256=sha256, stage=stage, reason=_one_line(error), last_attempt_at=datetime.now(UTC)
-    )
+def _failure(
+    path: str | Path, sha256: str | None, stage: str, error: BaseException, with_type: bool = False
+) -> Failure:
+    reason = f"{type(error).__name__}: {_one_line(error)}" if with_type else _one_line(error)
+    return Failure(path=str(path), sha256=sha256, stage=stage, reason=reason, last_attempt_at=datetime.now(UTC))
 
 
 def _one_line(error: BaseException) -> str:

@@ -1,7 +1,8 @@
 """The speech stage: one :class:`~bwc.records.Recording` in, one :class:`~bwc.records.SpeechResult` out.
 
 decode (ffmpeg, 16 kHz mono) → VAD (silero) → transcription (whisper, inside the VAD regions, word timestamps) →
-diarization (pyannote) → every word assigned to a speaker → utterances.
+diarization (pyannote) → every word assigned to a speaker → utterances → each utterance's acoustics (level, distance
+cues, pitch: what attribution and prosody need, so that no later stage decodes the audio again).
 
 The models are loaded once, when the stage is built; a Ray actor builds one and reuses it for every recording.
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from bwc.acoustics import measure_span, noise_floor_db
 from bwc.audio import read_pcm
 from bwc.config import BwcConfig
 from bwc.records import Diarization, Recording, SpeechResult, StageTimings
@@ -102,6 +104,8 @@ class SpeechStage:
 
         attributed = assign_speakers(words, diarization.exclusive_turns)
         utterances = build_utterances(recording.recording_id, attributed, self.config.assembly.max_pause_s)
+        floor_db = noise_floor_db(audio)
+        acoustics = tuple(measure_span(audio, u.start, u.end, floor_db) for u in utterances)
         assembly_s, _ = _lap(clock)
 
         return SpeechResult(
@@ -111,6 +115,7 @@ class SpeechStage:
             words=attributed,
             utterances=utterances,
             language=language,
+            acoustics=acoustics,
             timings=StageTimings(
                 decode_s=decode_s,
                 vad_s=vad_s,

@@ -138,7 +138,28 @@ def test_bad_file_is_reported_and_duplicate_processed_once(run_output, footage: 
     assert [(Path(d["path"]).name, Path(d["same_as"]).name) for d in report["duplicates"]] == [
         ("EV101.wav", "EV101 copy.wav")
     ]
-    assert set(report["model_versions"]) == {"vad", "asr", "diarization"}
+    assert set(report["model_versions"]) == {"vad", "asr", "diarization", "scoring"}
+
+
+def test_every_recording_is_attributed_and_scored(run_output) -> None:
+    """Tiny models make the words meaningless, but attribution, scoring and their tables are real."""
+    store, _, _ = run_output
+    recordings = pd.read_parquet(store / "recordings")
+    utterances = pd.read_parquet(store / "utterances")
+    scores = pd.read_parquet(store / "utterance_scores")
+    encounters = pd.read_parquet(store / "encounter_scores")
+    for table, frame in (("utterance_scores", scores), ("encounter_scores", encounters)):
+        assert list(frame.columns) == SCHEMAS[table].names, table
+    assert set(encounters.recording_id) == set(recordings.recording_id)
+    assert set(scores.utterance_id) == set(utterances.utterance_id)
+    assert set(scores.role) <= {"officer", "civilian", "other_officer", "radio", "unknown"}
+    assert (utterances.level_db > -100).all() and utterances.snr_db.notna().all()
+    officer = scores[scores.role == "officer"]
+    assert officer.respect.notna().all() and scores.loc[scores.role != "officer", "respect"].isna().all()
+    assert scores.model_version.str.contains(r"respect-1 [0-9a-f]{12}").all()
+    by_officer = encounters.set_index("recording_id")
+    flac_id = recordings.loc[recordings.path.str.endswith("EV100.flac"), "recording_id"].iloc[0]
+    assert by_officer.loc[flac_id, "officer_id"] == "B7"
 
 
 def test_originals_are_untouched(run_output) -> None:

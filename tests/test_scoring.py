@@ -1,0 +1,254 @@
+"""Language scoring: the shipped respect model, act rules, encounter signals, `bwc score` and escalation training."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+from bwc.records import Encounter, TranscriptLine
+from bwc.store import ACT_COLUMNS, BEHAVIOUR_COLUMNS, SCHEMAS
+from models.acts import detect_acts
+from models.respect.model import RespectModel
+from scoring.escalation import EscalationModel, early_signals
+from scoring.stage import ScoringStage
+
+# Officer lines written for this test only: in no training corpus and no check set the model card reports.
+RESPECTFUL = [
+    "Good afternoon, ma'am. Thanks for stopping so quickly, I appreciate it.",
+    "Sorry to bother you, sir. Would you mind showing me your registration when you get a chance?",
+    "No worries at all, Mr. Singh. Take your time, there's no rush.",
+    "Thank you for your patience. You're free to go, please drive carefully.",
+    "I apologize for the delay, ma'am. I just wanted to make sure you get home safe.",
+    "Hello, I'm Officer Brooks. Could you please turn your hazard lights on for me? Thank you.",
+]
+DISRESPECTFUL = [
+    "Shut your mouth and give me the keys, dude.",
+    "I don't care, bro. Get out of the damn car.",
+    "You stupid or something? Hands on the wheel!",
+    "Move one more time and you'll regret it, buddy.",
+    "Quit whining and hand over the license. Now!",
+    "Listen here, man, I ask the questions, not you.",
+]
+
+
+@pytest.fixture(scope="module")
+def respect_model() -> RespectModel:
+    return RespectModel.load()
+
+
+@pytest.fixture(scope="module")
+def stage(respect_model: RespectModel) -> ScoringStage:
+    return ScoringStage(respect_model, EscalationModel.default())
+
+
+def test_respect_orders_unseen_officer_lines(respect_model: RespectModel) -> None:
+    """A constant or a coin flip cannot pass: every respectful line must outscore every disrespectful one, by a
+    margin of more than one corpus standard deviation on average."""
+    good = np.array([s.respect for s in respect_model.score(RESPECTFUL)])
+    bad = np.array([s.respect for s in respect_model.score(DISRESPECTFUL)])
+    assert (good[:, None] > bad[None, :]).all(), (good, bad)
+    assert good.mean() - bad.mean() > 1.0
+    assert good.mean() > 0 > bad.mean()
+
+
+def test_respect_reasons_name_the_markers(respect_model: RespectModel) -> None:
+    polite, rude = respect_model.score(["Thank you, sir, drive safe.", "Shut up, dude."])
+    assert "gratitude 'thank you'" in polite.explain() or "formal_title 'sir'" in polite.explain()
+    assert "informal_title 'dude'" in rude.explain()
+    contributions = dict(rude.contributions)
+    assert contributions["informal_title"] < 0
+    assert "encoder" in contributions
+
+
+def test_respect_model_version_names_the_weights(respect_model: RespectModel) -> None:
+    name, digest = respect_model.version.split()
+    assert name == "respect-1" and len(digest) == 12 and digest != "unsaved"
+
+
+def test_respect_model_card_reports_held_out_numbers() -> None:
+    card = (Path(__file__).parents[1] / "models/respect/model/CARD.md").read_text()
+    metrics = json.loads((Path(__file__).parents[1] / "models/respect/model/metrics.json").read_text())
+    blend = metrics["held_out"]["blend"]
+    assert blend["n"] > 500
+    assert f"{blend['quartile_accuracy']:.3f}" in card and f"{blend['spearman']:.3f}" in card
+    # Held-out quality the product relies on (the card says how it compares with baselines).
+    assert blend["quartile_accuracy"] > 0.8 and blend["spearman"] > 0.55
+
+
+def test_respect_check_sets_agree_with_author_ratings(respect_model: RespectModel) -> None:
+    table = pd.read_csv(Path(__file__).parents[1] / "models/respect/eval/officer_utterances.csv")
+    respect = [s.respect for s in respect_model.score(table["text"].tolist())]
+    assert spearmanr(table["rating"], respect).statistic > 0.6
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Good evening, sir. I'm Officer Daniels.", {"greeting", "formal_title", "introduction"}),
+        ("The reason I stopped you is your brake light is out.", {"reason_for_stop", "explanation"}),
+        ("Get out of the car or I'll drag you out, dude!", {"command", "threat", "informal_title"}),
+        ("Mind if I search the vehicle?", {"search_request"}),
+        ("Can I see your license and registration, please?", {"documentation_request"}),
+        ("Don't worry, you're not in trouble. Drive safe.", {"reassurance", "safety_concern"}),
+        ("You've been drinking. Don't lie to me.", {"accusation", "command"}),
+        ("Where are you headed tonight?", set()),
+    ],
+)
+def test_acts(text: str, expected: set[str]) -> None:
+    assert set(detect_acts(text)) == expected
+
+
+def test_escalation_signal_follows_rho_2023() -> None:
+    model = EscalationModel.default()
+    procedural = early_signals(["Good evening. The reason I stopped you is your tail light.", "License, please."])
+    command_first = early_signals(["Hands on the wheel! Turn the car off.", "You ran the light, dude."])
+    assert not procedural["command_before_reason"] and not procedural["no_reason_early"]
+    assert command_first["command_before_reason"] == "hands on the wheel"
+    assert model.probability(command_first) > 2 * model.probability(procedural)
+    assert any("command before any reason" in reason for reason in model.reasons(command_first))
+
+
+def test_only_the_first_45_officer_words_count() -> None:
+    filler = "I am going to need a moment here while I check a few things on my computer for you. " * 4
+    late = early_signals([filler, "Step out of the car."])
+    assert not late["command_before_reason"] and late["no_reason_early"]
+
+
+def _encounter(encounter_id: str, lines: list[tuple[str, str]]) -> Encounter:
+    return Encounter(
+        encounter_id=encounter_id,
+        lines=tuple(
+            TranscriptLine(encounter_id=encounter_id, turn=i + 1, role=role, text=text)
+            for i, (role, text) in enumerate(lines)
+        ),
+    )
+
+
+def test_encounter_signals(stage: ScoringStage) -> None:
+    good = _encounter(
+        "good",
+        [
+            ("officer", "Good evening, sir. I'm Officer Daniels. I stopped you because your brake light is out."),
+            ("civilian", "Oh, thanks."),
+            ("officer", "No problem. It's okay, you're not in any trouble. Drive safe."),
+        ],
+    )
+    bad = _encounter(
+        "bad",
+        [
+            ("officer", "Hands on the wheel! Give me your license, dude."),
+            ("civilian", "What did I do?"),
+            ("officer", "Shut up. Move again and you're going to regret it."),
+        ],
+    )
+    scored_good, scored_bad = (s.encounter for s in stage([good, bad]))
+    assert scored_good.n_officer_utterances == 2
+    assert all(scored_good.behaviours.values())
+    assert not any(scored_bad.behaviours.values())
+    assert scored_good.respect > scored_bad.respect
+    assert scored_bad.escalation > scored_good.escalation
+    assert any("informal address" in reason for reason in scored_bad.reasons)
+
+
+def write_transcripts(path: Path, n_encounters: int, seed: int = 0) -> pd.DataFrame:
+    """A transcript table assembled from the bundled scripts, with some encounters shuffled between styles."""
+    from bwc.demo import load_scripts
+
+    scripts = load_scripts()
+    rng = np.random.default_rng(seed)
+    templates = [group for _, group in scripts.groupby("encounter_id")]
+    rows = []
+    for index in range(n_encounters):
+        template = templates[int(rng.integers(len(templates)))]
+        for row in template.itertuples():
+            rows.append(
+                {
+                    "encounter_id": f"E{index:05d}",
+                    "turn": row.turn,
+                    "role": row.role,
+                    "text": row.text,
+                    "officer_id": f"B{index % 7}",
+                    "recorded_at": f"2026-0{1 + index % 9}-15T10:00:00-05:00",
+                }
+            )
+    table = pd.DataFrame(rows)
+    table.to_csv(path, index=False)
+    return table
+
+
+def bwc(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bwc.cli", *args], capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+def test_bwc_score_writes_both_tables(tmp_path: Path) -> None:
+    table = write_transcripts(tmp_path / "stops.csv", n_encounters=60)
+    started = time.perf_counter()
+    result = bwc("score", str(tmp_path / "stops.csv"), "--store", str(tmp_path / "store"))
+    elapsed = time.perf_counter() - started
+    assert result.returncode == 0, result.stderr
+    utterances = pd.read_parquet(tmp_path / "store" / "utterance_scores")
+    encounters = pd.read_parquet(tmp_path / "store" / "encounter_scores")
+    assert list(utterances.columns) == SCHEMAS["utterance_scores"].names
+    assert list(encounters.columns) == SCHEMAS["encounter_scores"].names
+    assert len(utterances) == len(table) and len(encounters) == 60
+    officer = utterances[utterances["role"] == "officer"]
+    assert officer["respect"].notna().all() and utterances.loc[utterances["role"] != "officer", "respect"].isna().all()
+    assert {f"act_{name}" for name in ACT_COLUMNS} <= set(utterances.columns)
+    assert {f"pj_{name}" for name in BEHAVIOUR_COLUMNS} <= set(encounters.columns)
+    assert utterances["model_version"].str.match(r"respect-1 [0-9a-f]{12}; acts-rules-1; escalation-prior-1").all()
+    assert str(encounters["recorded_at"].dtype).startswith("datetime64") and encounters["officer_id"].notna().all()
+    # The same template scores the same wherever it appears; and respectful templates outscore hostile ones.
+    merged = encounters.merge(
+        table.groupby("encounter_id")["text"].first().rename("opening"), left_on="encounter_id", right_index=True
+    )
+    assert merged.groupby("opening")["respect"].nunique().max() == 1
+    polite = merged[merged["opening"].str.startswith("Good evening")]
+    hostile = merged[merged["opening"].str.startswith("Hands on the wheel")]
+    assert polite["respect"].min() > hostile["respect"].max()
+    assert polite["escalation"].max() < hostile["escalation"].min()
+    assert (polite["behaviours_present"] >= 4).all() and (hostile["behaviours_present"] == 0).all()
+    print(f"bwc score: {len(table)} utterances in {elapsed:.1f} s")
+
+
+def test_bwc_score_reports_a_bad_table(tmp_path: Path) -> None:
+    (tmp_path / "bad.csv").write_text("encounter_id,speaker,text\nE1,A,hello\n")
+    result = bwc("score", str(tmp_path / "bad.csv"), "--store", str(tmp_path / "store"))
+    assert result.returncode == 1
+    assert "missing column(s) turn, role" in result.stderr
+    (tmp_path / "roles.csv").write_text("encounter_id,turn,role,text\nE1,1,suspect,hello\n")
+    result = bwc("score", str(tmp_path / "roles.csv"), "--store", str(tmp_path / "store"))
+    assert result.returncode == 1 and "role must be one of officer, civilian, other" in result.stderr
+    assert not (tmp_path / "store" / "utterance_scores").exists()
+
+
+def test_train_escalation_reports_cross_validated_auc(tmp_path: Path) -> None:
+    table = write_transcripts(tmp_path / "stops.csv", n_encounters=80, seed=1)
+    assert bwc("score", str(tmp_path / "stops.csv"), "--store", str(tmp_path / "store")).returncode == 0
+    # Outcomes follow the opening's style (hostile openings escalate more often), with noise.
+    rng = np.random.default_rng(2)
+    openings = table.groupby("encounter_id")["text"].first()
+    hostile = openings.str.startswith(("Hands on the wheel", "Get out", "Out of the car"))
+    escalated = np.where(hostile, rng.random(len(openings)) < 0.8, rng.random(len(openings)) < 0.15)
+    pd.DataFrame({"encounter_id": openings.index, "escalated": escalated.astype(int)}).to_csv(
+        tmp_path / "outcomes.csv", index=False
+    )
+    out = tmp_path / "escalation.json"
+    result = bwc(
+        "models", "train", "escalation", "--outcomes", str(tmp_path / "outcomes.csv"),
+        "--store", str(tmp_path / "store"), "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "cross-validated AUC" in result.stderr
+    model = EscalationModel.load(out)
+    assert model.training["cv_auc"] > 0.7
+    assert model.version.startswith("escalation-fitted-")
