@@ -5,7 +5,9 @@ officer near the camera and the civilian farther (quieter, low-passed, reverbera
 noise. Speaker turns come from the script (oracle diarization), so this measures attribution alone. Conditions:
 sound and words together, sound only, words only; and a hard condition where the civilian is as loud as the officer.
 
-A scene counts as correct when every speaker gets its true role (officer, civilian, radio).
+A third condition places the civilian exactly like the officer (same loudness range, no distance filtering), where
+sound cannot decide and only the words can. A scene counts as correct when every speaker gets its true role
+(officer, civilian, radio).
 
     python benchmarks/attribution.py --scenes 24        # appends to benchmarks/RESULTS.md
 """
@@ -19,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bwc.acoustics import measure_span, noise_floor_db
-from bwc.demo import attribution_scene, load_scripts
+from bwc.demo import attribution_scene, load_scripts, scene_transcript
 from bwc.records import TranscriptLine
 from scoring.roles import attribute_roles
 
@@ -28,35 +29,24 @@ RESULTS = Path(__file__).parent / "RESULTS.md"
 CONDITIONS = {"sound + words": (True, True), "sound only": (True, False), "words only": (False, True)}
 
 
-def scene_lines(seed: int, civilian_level: tuple[float, float]) -> tuple[list[TranscriptLine], dict[str, str]]:
+def scene_lines(
+    seed: int, civilian_level: tuple[float, float], civilian_near: bool = False
+) -> tuple[list[TranscriptLine], dict[str, str]]:
     scripts = load_scripts()
     encounter_ids = sorted(scripts["encounter_id"].unique())
     script = scripts[scripts["encounter_id"] == encounter_ids[seed % len(encounter_ids)]]
-    audio, truth = attribution_scene(script, seed=seed, civilian_level=civilian_level)
+    audio, truth = attribution_scene(script, seed=seed, civilian_level=civilian_level, civilian_near=civilian_near)
     rng = np.random.default_rng(seed)
     labels = [f"SPEAKER_{i:02d}" for i in rng.permutation(3)]
     speaker_of = dict(zip(("officer", "civilian", "radio"), labels, strict=True))
-    floor = noise_floor_db(audio)
-    lines = [
-        TranscriptLine(
-            encounter_id=f"scene-{seed}",
-            turn=turn,
-            role="unknown",
-            text=text,
-            speaker=speaker_of[role],
-            start=start,
-            end=end,
-            acoustics=measure_span(audio, start, end, floor),
-        )
-        for turn, (start, end, role, text) in enumerate(truth, start=1)
-    ]
+    lines = scene_transcript(audio, truth, speaker_of, f"scene-{seed}")
     return lines, {label: role for role, label in speaker_of.items()}
 
 
-def evaluate(n_scenes: int, civilian_level: tuple[float, float]) -> dict[str, float]:
+def evaluate(n_scenes: int, civilian_level: tuple[float, float], civilian_near: bool = False) -> dict[str, float]:
     correct = dict.fromkeys(CONDITIONS, 0)
     for seed in range(n_scenes):
-        lines, truth = scene_lines(seed, civilian_level)
+        lines, truth = scene_lines(seed, civilian_level, civilian_near)
         for name, (use_sound, use_text) in CONDITIONS.items():
             roles = attribute_roles(lines, use_sound=use_sound, use_text=use_text)
             correct[name] += all(role.role == truth[role.speaker] for role in roles)
@@ -70,8 +60,12 @@ def main() -> None:
     started = time.perf_counter()
     typical = evaluate(args.scenes, (0.06, 0.25))
     hard = evaluate(args.scenes, (0.3, 0.5))
+    near = evaluate(args.scenes, (0.3, 0.6), civilian_near=True)
     rows = [f"| typical (civilian peak 0.06–0.25) | {name} | {accuracy:.0%} |" for name, accuracy in typical.items()]
     rows += [f"| hard (civilian peak 0.3–0.5) | {name} | {accuracy:.0%} |" for name, accuracy in hard.items()]
+    rows += [
+        f"| civilian as near and loud as the officer | {name} | {accuracy:.0%} |" for name, accuracy in near.items()
+    ]
     section = (
         f"\n## Role attribution — {datetime.now(UTC):%Y-%m-%d}\n\n"
         f"`python benchmarks/attribution.py --scenes {args.scenes}` ({time.perf_counter() - started:.0f} s). "

@@ -183,6 +183,15 @@ def models_check(models: ModelsOption = None, config: ConfigOption = None) -> No
         except ModelNotFoundError as error:
             missing = True
             typer.echo(f"{label}: MISSING — {error}")
+    from models.respect.model import require_artifact
+
+    scoring = effective.scoring
+    try:
+        typer.echo(f"respect: {require_artifact(Path(scoring.respect_model) if scoring.respect_model else None)}")
+    except ModelNotFoundError as error:
+        missing = True
+        typer.echo(f"respect: MISSING — {error}")
+    typer.echo(f"escalation: {scoring.escalation_model or 'literature prior (bwc models train escalation fits yours)'}")
     typer.echo(f"tiny test models: {'yes' if effective.tiny_models else 'no'}")
     raise typer.Exit(1 if missing else 0)
 

@@ -25,7 +25,9 @@ import numpy as np
 import pandas as pd
 from scipy import signal
 
+from bwc.acoustics import measure_span, noise_floor_db
 from bwc.audio import SAMPLE_RATE, read_pcm, write_audio
+from bwc.records import TranscriptLine
 
 VOICES = {"officer": "en-us+m3", "civilian": "en-us+f2", "radio": "en-gb+m1"}  # espeak-ng voice per role
 LEVELS = {"officer": 0.5, "civilian": 0.12, "radio": 0.08}  # peak amplitude per role: near, far, dispatch
@@ -193,11 +195,15 @@ ATTRIBUTION_VOICES = ("en-us+m3", "en-us+m1", "en-us+f2", "en-us+f4", "en-gb+m2"
 
 
 def attribution_scene(
-    script: pd.DataFrame, seed: int, civilian_level: tuple[float, float] = (0.06, 0.25)
+    script: pd.DataFrame,
+    seed: int,
+    civilian_level: tuple[float, float] = (0.06, 0.25),
+    civilian_near: bool = False,
 ) -> tuple[np.ndarray, list[tuple[float, float, str, str]]]:
     """A scene with roles known, for measuring attribution: random distinct voices for officer and civilian, the
     officer near (peak 0.3–0.6), the civilian farther (peak drawn from ``civilian_level``, low-passed and
-    reverberant), a radio burst. Returns the audio and ``(start, end, role, text)`` per line."""
+    reverberant; or placed as near as the officer with ``civilian_near``), a radio burst. Returns the audio and
+    ``(start, end, role, text)`` per line."""
     rng = np.random.default_rng(seed)
     officer_voice, civilian_voice = rng.choice(ATTRIBUTION_VOICES, size=2, replace=False)
     lines = []
@@ -208,7 +214,32 @@ def attribution_scene(
             if role == "officer"
             else (civilian_voice, float(rng.uniform(*civilian_level)))
         )
-        lines.append(Line(role, str(row.text), float(rng.uniform(0.4, 1.5)), voice=str(voice), level=level))
+        placed_as = "officer" if civilian_near else role
+        lines.append(Line(placed_as, str(row.text), float(rng.uniform(0.4, 1.5)), voice=str(voice), level=level))
     lines.insert(len(lines) // 2, Line("radio", "Unit twelve, dispatch, copy your last.", 1.0))
+    roles = [str(row.role) for row in script.sort_values("turn").itertuples()]
+    roles.insert(len(roles) // 2, "radio")
     audio, truth = render_scene(lines, lead_in_s=2.0, tail_s=1.0, seed=seed)
-    return audio, [(start, end, role, line.text) for (start, end, role), line in zip(truth, lines, strict=True)]
+    return audio, [
+        (start, end, role, line.text) for (start, end, _), role, line in zip(truth, roles, lines, strict=True)
+    ]
+
+
+def scene_transcript(
+    audio: np.ndarray, truth: list[tuple[float, float, str, str]], speaker_of_role: dict[str, str], scene_id: str
+) -> list[TranscriptLine]:
+    """A rendered scene's lines as attribution sees them: oracle speaker labels, measured acoustics, role unknown."""
+    floor = noise_floor_db(audio)
+    return [
+        TranscriptLine(
+            encounter_id=scene_id,
+            turn=turn,
+            role="unknown",
+            text=text,
+            speaker=speaker_of_role[role],
+            start=start,
+            end=end,
+            acoustics=measure_span(audio, start, end, floor),
+        )
+        for turn, (start, end, role, text) in enumerate(truth, start=1)
+    ]

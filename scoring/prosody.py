@@ -22,6 +22,7 @@ from bwc.records import UtteranceAcoustics
 
 RAISED_LOUDNESS_DB = 6.0  # at least this much louder than the officer's median utterance ...
 RAISED_PITCH_ST = 2.0  # ... and this many semitones higher in pitch, to count as a raised voice
+MIN_RATE_SPAN_S = 0.5  # speech rate is not reported for shorter utterances (a word or two says nothing about pace)
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def relative_prosody(acoustics: list[UtteranceAcoustics]) -> list[Prosody]:
 
 
 def speech_rate(n_words: int, start: float | None, end: float | None) -> float | None:
-    """Words per second over the utterance's span; None without times."""
-    if start is None or end is None or end <= start:
+    """Words per second over the utterance's span; None without times or for very short utterances."""
+    if start is None or end is None or end - start < MIN_RATE_SPAN_S:
         return None
     return n_words / (end - start)

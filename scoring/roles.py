@@ -136,7 +136,9 @@ def attribute_roles(
     ranked = sorted(candidates, key=total, reverse=True)
     officer, confidence = None, 0.0
     if ranked:
-        margin = total(ranked[0]) - (total(ranked[1]) if len(ranked) > 1 else -1.0)
+        # A lone speaker has no runner-up: only its own words can make attribution sure.
+        runner_up = total(ranked[1]) if len(ranked) > 1 else total(ranked[0]) - 0.25 - max(0.0, ranked[0].text_score)
+        margin = total(ranked[0]) - runner_up
         confidence = 1.0 / (1.0 + math.exp(-2.0 * margin))
         officer = ranked[0] if confidence >= min_confidence else None
     roles = []

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from models.respect.features import FEATURES, sentences
 
-ACTS_VERSION = "acts-rules-1"  # bump when a pattern changes, so scores name the rules that made them
+ACTS_VERSION = "acts-rules-2"  # bump when a pattern changes, so scores name the rules that made them
 _MARKERS = {feature.name: feature for feature in FEATURES}
 
 
@@ -67,7 +67,7 @@ ACTS: tuple[Act, ...] = (
         r"|\b(?:ran|run|running|rolled|rolling)(?: through)? (?:a|the|that) (?:red|stop|light)"
         r"|\byour \w*(?: \w+)? (?:light|lights|tags?|registration|plates?|sticker|inspection)\b.{0,30}"
         r"\b(?:out|expired|broken|missing|suspended|not working)\b"
-        r"|\b(?:reported|came back) stolen\b",
+        r"|\b(?:reported|came back) stolen\b|\bclocked you\b|\bin a \w+(?:[- ]\w+)? (?:mile )?zone\b",
     ),
     Act(
         "explanation",

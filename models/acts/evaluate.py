@@ -94,6 +94,8 @@ precision {tp / (tp + fp):.2f}, recall {tp / (tp + fn):.2f}. Rebuild this card: 
 ## Limits
 - Whisper transcripts of real stops contain errors; a misheard word loses an act.
 - Sarcasm ("you're a real genius") and indirect threats are beyond patterns.
+- `explanation` also fires on the words that give the reason for the stop ("because", "that's why"), which the
+  labelled set counts as `reason_for_stop` only; most of its false positives are those.
 - The labelled set is small and author-written: treat per-act numbers with support under 10 as rough.
 """
 
