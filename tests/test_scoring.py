@@ -252,3 +252,28 @@ def test_train_escalation_reports_cross_validated_auc(tmp_path: Path) -> None:
     model = EscalationModel.load(out)
     assert model.training["cv_auc"] > 0.7
     assert model.version.startswith("escalation-fitted-")
+
+
+def test_transcript_tables_in_every_format(tmp_path: Path) -> None:
+    from scoring.table import read_transcripts
+
+    table = pd.DataFrame(
+        {
+            "Encounter_ID": ["S2", "S1", "S1", "S2"],
+            "turn": [1, 2, 1, 2],
+            "role": ["Officer", "civilian ", "officer", "other"],
+            "text": ["Hi.", "Okay.", "Good evening, sir.", "Unit four, copy."],
+            "start": [0.0, 2.5, 0.0, None],
+            "recorded_at": ["2026-03-01T08:00:00", "2026-03-01T09:30:00-05:00", "2026-03-01T09:30:00-05:00", None],
+        }
+    )
+    table.to_csv(tmp_path / "t.csv", index=False)
+    table.to_csv(tmp_path / "t.tsv", sep="\t", index=False)
+    table.to_parquet(tmp_path / "t.parquet")
+    for name in ("t.csv", "t.tsv", "t.parquet"):
+        first, second = read_transcripts(tmp_path / name)
+        assert [line.text for line in first.lines] == ["Good evening, sir.", "Okay."], name
+        assert [line.role for line in second.lines] == ["officer", "other"], name
+        assert first.recorded_at.isoformat() == "2026-03-01T14:30:00+00:00", name
+        assert second.recorded_at.isoformat() == "2026-03-01T08:00:00+00:00", name  # no offset: taken as UTC
+        assert first.lines[1].start == 2.5 and second.lines[1].start is None, name
