@@ -68,6 +68,12 @@ def run(
             console.print(
                 "[yellow]Using tiny random-weight test models: transcripts and speaker labels will be meaningless.[/]"
             )
+        # Missing weights fail here, in seconds, before the pipeline's heavy imports.
+        from models.locate import ResolvedModels
+        from models.respect.artifact import require_artifact
+
+        ResolvedModels.resolve(effective)
+        require_artifact(Path(effective.scoring.respect_model) if effective.scoring.respect_model else None)
         from pipelines.run import run_batch
 
         summary = run_batch(inputs, store, effective, metadata_csv=metadata, address=address, console=console)
@@ -183,7 +189,7 @@ def models_check(models: ModelsOption = None, config: ConfigOption = None) -> No
         except ModelNotFoundError as error:
             missing = True
             typer.echo(f"{label}: MISSING — {error}")
-    from models.respect.model import require_artifact
+    from models.respect.artifact import require_artifact
 
     scoring = effective.scoring
     try:

@@ -44,7 +44,7 @@ class Line:
     pause_before_s: float = 0.8  # silence before the line
     voice: str | None = None  # espeak-ng voice; None = the role's voice in VOICES
     level: float | None = None  # peak amplitude; None = the role's level in LEVELS
-    pitch: int = 50  # espeak-ng pitch, 0..99 (50 is the voice's normal pitch)
+    pitch: int | None = None  # espeak-ng pitch, 0..99; None keeps the voice's own
 
 
 @dataclass(frozen=True)
@@ -64,12 +64,22 @@ def require_tools() -> None:
         )
 
 
-def speak(text: str, voice: str, words_per_minute: int = 165, pitch: int = 50) -> np.ndarray:
+def speak(text: str, voice: str, words_per_minute: int = 165, pitch: int | None = None) -> np.ndarray:
     """espeak-ng speech as 16 kHz mono float32."""
     with tempfile.TemporaryDirectory() as scratch:
         wav = Path(scratch) / "line.wav"
         subprocess.run(
-            ["espeak-ng", "-v", voice, "-s", str(words_per_minute), "-p", str(pitch), "-w", str(wav), text],
+            [
+                "espeak-ng",
+                "-v",
+                voice,
+                "-s",
+                str(words_per_minute),
+                *(["-p", str(pitch)] if pitch is not None else []),
+                "-w",
+                str(wav),
+                text,
+            ],
             check=True,
             capture_output=True,
         )

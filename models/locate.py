@@ -14,9 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import whisper
+
+if TYPE_CHECKING:
+    from bwc.config import BwcConfig
 
 PIPELINE_CONFIG = "config.yaml"  # what makes a directory a pyannote pipeline
 
@@ -131,3 +136,29 @@ def fingerprint(path: Path) -> str:
             while block := handle.read(4 * 1024 * 1024):
                 digest.update(block)
     return digest.hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class ResolvedModels:
+    """Local weights for every model the speech stage needs (found before any worker starts)."""
+
+    whisper_checkpoint: Path  # whisper .pt file
+    pyannote_pipeline: Path  # pyannote pipeline directory holding config.yaml
+
+    @classmethod
+    def resolve(cls, config: BwcConfig) -> ResolvedModels:
+        """Find the weights on disk; raises :class:`models.locate.ModelNotFoundError` when they are absent."""
+        models_dir = Path(config.models_dir) if config.models_dir else None
+        found: dict[str, Path] = {}
+        missing: list[ModelNotFoundError] = []
+        for field, resolve, spec in (
+            ("whisper_checkpoint", resolve_whisper, config.whisper.model),
+            ("pyannote_pipeline", resolve_pyannote, config.diarization.pipeline),
+        ):
+            try:
+                found[field] = resolve(spec, models_dir)
+            except ModelNotFoundError as error:
+                missing.append(error)
+        if missing:
+            raise ModelNotFoundError.combine(missing)
+        return cls(**found)

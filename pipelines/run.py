@@ -40,8 +40,7 @@ from bwc.config import BwcConfig
 from bwc.ingest import IngestError, MetadataTable, discover, ingest_file
 from bwc.records import Failure, Recording, ScoredEncounter, SpeechResult, StageTimings
 from bwc.store import Store
-from models.respect.model import require_artifact
-from pipelines.language import LanguageStage
+from models.respect.artifact import require_artifact
 from pipelines.speech import ResolvedModels, SpeechStage
 
 RUNTIME_ENV_VARS = {
@@ -99,6 +98,8 @@ class SpeechWorker:
     def __init__(self, config_json: str, models: ResolvedModels, threads: int) -> None:
         torch_threads(threads)
         config = BwcConfig.model_validate_json(config_json)
+        from pipelines.language import LanguageStage  # transformers is imported in the actor, not by the driver
+
         self.stage = SpeechStage(config, models, device=_actor_device(config))
         self.language = LanguageStage.from_config(config)
 

@@ -15,8 +15,6 @@ Example
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -27,34 +25,8 @@ from bwc.records import Diarization, Recording, SpeechResult, StageTimings
 from bwc.transcript import assign_speakers, build_utterances
 from models.asr import WhisperTranscriber
 from models.diarization import PyannoteDiarizer
-from models.locate import ModelNotFoundError, resolve_pyannote, resolve_whisper
+from models.locate import ResolvedModels
 from models.vad import SileroVad, merge_regions
-
-
-@dataclass(frozen=True)
-class ResolvedModels:
-    """Local weights for every model the speech stage needs (found before any worker starts)."""
-
-    whisper_checkpoint: Path  # whisper .pt file
-    pyannote_pipeline: Path  # pyannote pipeline directory holding config.yaml
-
-    @classmethod
-    def resolve(cls, config: BwcConfig) -> ResolvedModels:
-        """Find the weights on disk; raises :class:`models.locate.ModelNotFoundError` when they are absent."""
-        models_dir = Path(config.models_dir) if config.models_dir else None
-        found: dict[str, Path] = {}
-        missing: list[ModelNotFoundError] = []
-        for field, resolve, spec in (
-            ("whisper_checkpoint", resolve_whisper, config.whisper.model),
-            ("pyannote_pipeline", resolve_pyannote, config.diarization.pipeline),
-        ):
-            try:
-                found[field] = resolve(spec, models_dir)
-            except ModelNotFoundError as error:
-                missing.append(error)
-        if missing:
-            raise ModelNotFoundError.combine(missing)
-        return cls(**found)
 
 
 class SpeechStage:

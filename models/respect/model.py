@@ -33,12 +33,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from models.encoder import TextEncoder, default_encoder_path
-from models.locate import ModelNotFoundError, fingerprint
+from models.locate import fingerprint
+from models.respect.artifact import PARAMETERS_FILE, WEIGHTS_FILE, require_artifact
 from models.respect.features import FEATURE_NAMES, feature_matrix, find_features
 
-BUNDLED_MODEL_DIR = Path(__file__).parent / "model"  # the artifact trained by `make respect-model`, shipped in git
-WEIGHTS_FILE = "encoder_top.safetensors"  # fine-tuned top layers and the regression head
-PARAMETERS_FILE = "respect.json"  # everything else: feature weights, blend, calibration, provenance
 ENCODER_PREFIX = "encoder."  # key prefix of encoder parameters in the weights file
 HEAD_PREFIX = "head."  # key prefix of head parameters in the weights file
 TOP_CONTRIBUTIONS = 3  # contributions reported per utterance
@@ -86,20 +84,6 @@ class RespectParameters:
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(self.__dict__, indent=2) + "\n", encoding="utf-8")
-
-
-def require_artifact(model_dir: Path | None) -> Path:
-    """The artifact directory (default: the bundled one); raises ModelNotFoundError when its files are absent."""
-    model_dir = model_dir or BUNDLED_MODEL_DIR
-    needed = [model_dir / WEIGHTS_FILE, model_dir / PARAMETERS_FILE]
-    if not all(path.is_file() for path in needed):
-        raise ModelNotFoundError(
-            "respect model",
-            needed,
-            "build it with `make respect-model CORPUS=...` (or `bwc models train respect --data CSV --out DIR`) "
-            "and point scoring.respect_model at DIR",
-        )
-    return model_dir
 
 
 class RespectModel(torch.nn.Module):
