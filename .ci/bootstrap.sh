@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(ffmpeg espeak-ng sox chromium)
+APT_PACKAGES=(ffmpeg espeak-ng sox chromium postgresql)  # postgresql: the catalog tests start a server
 VENV=.venv
 PY=${PYTHON:-python3.11}
 
