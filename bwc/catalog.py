@@ -64,6 +64,7 @@ class StageRow(_Base):
     __tablename__ = "stages"
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     stage: Mapped[str] = mapped_column(String(32), primary_key=True)  # ingest | speech | scoring | ...
+    path: Mapped[str | None] = mapped_column(Text, nullable=True)  # the path it was last processed from
     state: Mapped[str] = mapped_column(String(16))  # pending | done | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # failed attempts so far
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # last failure, one line
@@ -158,6 +159,7 @@ class Catalog:
         run_id: str,
         model_version: str | None = None,
         reason: str | None = None,
+        path: str | None = None,
     ) -> StageState:
         """Set a stage's state; a failure adds one attempt, success keeps the count of earlier failures."""
         if state not in (PENDING, DONE, FAILED):
@@ -172,6 +174,7 @@ class Catalog:
             row.reason = reason if state == FAILED else None
             row.model_version = model_version
             row.run_id = run_id
+            row.path = path or row.path
             row.updated_at = _now()
             return StageState(row.state, row.attempts, row.reason, row.model_version)
 
@@ -197,14 +200,13 @@ class Catalog:
                 result.append(sha256)
         return result
 
-    def failures(self, stage: str | None = None) -> list[tuple[str, StageRow]]:
-        """(first path, stage row) of every failed stage."""
+    def failures(self, stage: str | None = None) -> list[StageRow]:
+        """Every stage now failed (whatever its attempts), oldest first."""
         with Session(self.engine) as session:
-            query = select(StageRow, OriginalRow.path).join(OriginalRow, OriginalRow.sha256 == StageRow.sha256)
-            query = query.where(StageRow.state == FAILED)
+            query = select(StageRow).where(StageRow.state == FAILED).order_by(StageRow.updated_at)
             if stage:
                 query = query.where(StageRow.stage == stage)
-            return [(path, row) for row, path in session.execute(query)]
+            return list(session.scalars(query))
 
     # -- runs -----------------------------------------------------------------------------------------------------
     def begin_run(self, run_id: str, host: str, pid: int) -> None:

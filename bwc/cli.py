@@ -52,6 +52,10 @@ def run(
     ] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Speech actors (overrides config).")] = None,
     language: Annotated[str | None, typer.Option("--language", help="Transcription language (default en).")] = None,
+    settle: Annotated[
+        float | None,
+        typer.Option("--settle", help="Seconds a file must be unmodified before it is taken (default 60)."),
+    ] = None,
 ) -> None:
     """Transcribe and diarize footage into STORE (Parquet tables, WebVTT transcripts, RTTM)."""
     from bwc.config import load_config
@@ -62,6 +66,8 @@ def run(
         overrides["run"] = {"speech_workers": workers}
     if language:
         overrides["whisper"] = {"language": language}
+    if settle is not None:
+        overrides.setdefault("run", {})["settle_s"] = settle
     try:
         effective = load_config(models, config, overrides)
         if effective.tiny_models:
@@ -302,6 +308,7 @@ def demo(
             address=None,
             workers=None,
             language=None,
+            settle=0.0,  # the footage was just written, and nothing is writing it any more
         )
     except typer.Exit as finished:
         run_exit = finished.exit_code
@@ -329,6 +336,9 @@ def _print_summary(summary: Any, store: Path) -> None:
     table = Table(title=f"bwc run {summary.run_id}", show_header=False)
     rows = [
         ("files seen", str(summary.files_seen)),
+        ("already done", str(len(summary.already_done))),
+        ("settling (next run)", str(len(summary.settling))),
+        ("given up (max attempts)", str(len(summary.given_up))),
         ("processed", str(len(summary.processed))),
         ("duplicates", str(len(summary.duplicates))),
         ("failed", str(len(summary.failures))),

@@ -108,6 +108,10 @@ class RunConfig(_Section):
     ingest_cpus: float = 0.5  # Ray CPUs per hashing/probing task
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when the actor was given a GPU
     max_duration_s: float | None = None  # originals longer than this are failed at ingest; None = no limit
+    settle_s: float = 60.0  # a file modified this recently may still be being written: left for the next run
+    max_attempts: int = 3  # a failing file is retried on later runs until it has failed this many times
+    lock_wait_s: float = 0.0  # a second run on the same store waits this long for the first, then refuses
+    catalog_url: str | None = None  # SQLAlchemy URL of the catalog; None = SQLite inside the store
 
 
 class BwcConfig(_Section):

@@ -5,7 +5,8 @@ Layout of ``STORE/``::
     recordings/part-<recording_id>.parquet     one row per original
     utterances/part-<recording_id>.parquet     one row per utterance
     words/part-<recording_id>.parquet          one row per word
-    failures/part-<run_id>.parquet             one row per file that failed in that run
+    failures/part-current.parquet              one row per file failing now (attempts so far), from the catalog
+    catalog.sqlite                             the catalog (bwc/catalog.py), unless a database URL is configured
     utterance_scores/part-<id>.parquet         one row per utterance: respect, acts, prosody (a recording or a table)
     encounter_scores/part-<id>.parquet         one row per encounter: respect, trajectory, behaviours, escalation
     transcripts/<recording_id>.vtt             WebVTT, one cue per utterance, <v speaker> voice tags
@@ -220,8 +221,15 @@ class Store:
         }
         self.write_rows("recordings", f"part-{rid}", [row])
 
-    def write_failures(self, run_id: str, failures: Sequence[Failure]) -> None:
-        if not failures:
+    def write_current_failures(self, failures: Sequence[Failure]) -> None:
+        """Replace ``failures/`` with the files failing now (one row each, attempts so far)."""
+        self.write_failures("current", failures, keep_empty=True)
+        for stale in self.table_path("failures").glob("part-*.parquet"):
+            if stale.name != "part-current.parquet":
+                stale.unlink(missing_ok=True)
+
+    def write_failures(self, run_id: str, failures: Sequence[Failure], keep_empty: bool = False) -> None:
+        if not failures and not keep_empty:
             return
         rows = [
             {

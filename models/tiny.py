@@ -64,6 +64,9 @@ def make_tiny_whisper(path: Path, seed: int = SEED) -> Path:
     model = Whisper(dims)
     tokenizer = get_tokenizer(multilingual=True, num_languages=model.num_languages)
     with torch.no_grad():
+        # whisper allocates this with torch.empty (real checkpoints overwrite it): uninitialised memory made the
+        # tiny model differ from process to process, and sometimes write nothing at all.
+        model.decoder.positional_embedding.normal_(0.0, 0.01)
         embedding = model.decoder.token_embedding.weight  # also the output projection (tied)
         embedding[tokenizer.eot : tokenizer.timestamp_begin] = 0.0  # no end-of-text, no other special token wins
         embedding[: tokenizer.eot] *= TEXT_EMBEDDING_GAIN  # text outscores timestamps after the first one

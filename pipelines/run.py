@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import socket
 import time
 import uuid
 from collections.abc import Sequence
@@ -36,12 +37,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bwc.audio import require_ffmpeg
+from bwc.catalog import DONE, FAILED, PENDING, Catalog, StageState
 from bwc.config import BwcConfig
 from bwc.ingest import IngestError, MetadataTable, discover, ingest_file
 from bwc.records import Failure, Recording, ScoredEncounter, SpeechResult, StageTimings
 from bwc.store import Store
 from models.respect.artifact import require_artifact
 from pipelines.speech import ResolvedModels, SpeechStage
+
+INGEST, SPEECH, SCORING = "ingest", "speech", "scoring"  # catalog stages
+LOCK_FILE = ".bwc-run.lock"  # held (flock) by the run using a store; released by the OS if the run dies
 
 RUNTIME_ENV_VARS = {
     "HF_HUB_OFFLINE": "1",  # runs never download: weights come from the models directory
@@ -65,6 +70,9 @@ class RunSummary:
     stage_s: dict[str, float] = field(default_factory=dict)  # summed seconds per stage over recordings
     model_versions: dict[str, str] = field(default_factory=dict)  # model name -> version and weights hash
     report_path: str = ""  # where the JSON report was written
+    already_done: tuple[str, ...] = ()  # paths skipped: unchanged and complete in the catalog
+    settling: tuple[str, ...] = ()  # paths left for the next run: modified within the settle time
+    given_up: tuple[str, ...] = ()  # paths skipped: failed run.max_attempts times
 
     @property
     def realtime_factor(self) -> float:
@@ -74,6 +82,10 @@ class RunSummary:
         return {
             "run_id": self.run_id,
             "files_seen": self.files_seen,
+            "files_new": self.files_seen - len(self.already_done) - len(self.settling) - len(self.given_up),
+            "already_done": len(self.already_done),
+            "settling": list(self.settling),
+            "given_up": list(self.given_up),
             "processed": len(self.processed),
             "duplicates": [{"path": a, "same_as": b} for a, b in self.duplicates],
             "failed": len(self.failures),
@@ -136,12 +148,14 @@ def run_batch(
     address: str | None = None,
     console: Console | None = None,
 ) -> RunSummary:
-    """Process every media file under ``inputs`` into ``store_dir``.
+    """Process what is new under ``inputs`` into ``store_dir``; what the catalog already has done is skipped.
 
     Raises
     ------
     models.locate.ModelNotFoundError
         Before anything starts, when weights are missing.
+    StoreBusyError
+        When another run holds the store (after waiting ``run.lock_wait_s``).
     """
     console = console or Console(stderr=True)
     started = time.perf_counter()
@@ -152,6 +166,71 @@ def run_batch(
     metadata = MetadataTable.from_csv(metadata_csv, config.metadata) if metadata_csv else MetadataTable.empty()
     paths = discover(inputs)
     store = Store(store_dir)
+    with store_lock(store.root, config.run.lock_wait_s):
+        catalog = Catalog.for_store(store.root, config.run.catalog_url)
+        catalog.begin_run(run_id, socket.gethostname(), os.getpid())
+        status = "failed"
+        try:
+            summary = _run(run_id, paths, store, catalog, config, models, metadata, address, console, started)
+            status = "completed_with_failures" if summary.failures else "completed"
+            return summary
+        finally:
+            catalog.end_run(run_id, status)
+            catalog.close()
+
+
+@dataclass
+class _Plan:
+    """What a run does with each discovered path."""
+
+    ingest: list[Path] = field(default_factory=list)  # new or unfinished: hash, probe, process
+    settling: list[str] = field(default_factory=list)  # modified within the settle time: next run
+    done: list[str] = field(default_factory=list)  # unchanged and complete in the catalog
+    given_up: list[str] = field(default_factory=list)  # failed max_attempts times in this version
+    stats: dict[str, os.stat_result] = field(default_factory=dict)  # path -> stat at planning time
+
+
+def _plan(paths: Sequence[Path], catalog: Catalog, config: BwcConfig) -> _Plan:
+    plan = _Plan()
+    now, limit = time.time(), config.run.max_attempts
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError:
+            plan.ingest.append(path)  # ingest reports why it cannot be read
+            continue
+        plan.stats[str(path)] = stat
+        if now - stat.st_mtime < config.run.settle_s:
+            plan.settling.append(str(path))
+            continue
+        if not catalog.todo(INGEST, [_file_key(path, stat)], None, limit):
+            plan.given_up.append(str(path))
+            continue
+        sha256 = catalog.known_hash(str(path), stat.st_size, stat.st_mtime)
+        if sha256 and not _unfinished(catalog, sha256, limit):
+            failed = any((catalog.state(sha256, stage) or _NONE).state == FAILED for stage in (SPEECH, SCORING))
+            (plan.given_up if failed else plan.done).append(str(path))
+            continue
+        plan.ingest.append(path)
+    return plan
+
+
+def _run(
+    run_id: str,
+    paths: Sequence[Path],
+    store: Store,
+    catalog: Catalog,
+    config: BwcConfig,
+    models: ResolvedModels,
+    metadata: MetadataTable,
+    address: str | None,
+    console: Console,
+    started: float,
+) -> RunSummary:
+    limit = config.run.max_attempts
+    plan = _plan(paths, catalog, config)
+    for path in plan.settling:
+        console.print(f"[yellow]settling[/] {path} changed less than {config.run.settle_s:.0f} s ago: next run")
     failures: list[Failure] = []
     duplicates: list[tuple[str, str]] = []
     processed: list[str] = []
@@ -160,42 +239,73 @@ def run_batch(
     model_versions: dict[str, str] = {}
 
     with ray_session(address, console):
-        recordings, ingest_failures = _ingest(paths, metadata, config)
-        failures += ingest_failures
+        recordings, ingest_failures = _ingest(plan.ingest, metadata, config)
+        for failure in ingest_failures:
+            stat = plan.stats.get(failure.path)
+            key = _file_key(Path(failure.path), stat) if stat else f"file:{failure.path}"
+            state = catalog.mark(key, INGEST, FAILED, run_id, reason=failure.reason, path=failure.path)
+            failures.append(replace(failure, attempts=state.attempts))
         unique: dict[str, Recording] = {}
         for recording in recordings:
+            stat = plan.stats.get(recording.path)
+            if stat is not None:
+                catalog.record_file(recording.path, stat.st_size, stat.st_mtime, recording.sha256)
+            first = catalog.original(recording.sha256)
             if recording.sha256 in unique:
                 duplicates.append((recording.path, unique[recording.sha256].path))
+            elif first is not None and first != recording.path and not _unfinished(catalog, recording.sha256, limit):
+                duplicates.append((recording.path, first))
             else:
-                unique[recording.sha256] = recording
+                catalog.add_original(recording.sha256, recording.path)
+                if _unfinished(catalog, recording.sha256, limit):
+                    unique[recording.sha256] = recording
+                else:
+                    plan.done.append(recording.path)
         for path, original in duplicates:
             console.print(f"[yellow]duplicate[/] {path} has the same content as {original}: processed once")
+        for recording in unique.values():  # a crash from here on leaves them pending: the next run redoes them
+            catalog.mark(recording.sha256, SPEECH, PENDING, run_id, path=recording.path)
 
         with _progress(console) as progress:
             task = progress.add_task("speech", total=len(unique))
             for outcome, scored, versions in _speech(list(unique.values()), config, models):
                 model_versions = versions
+                speech_version = "; ".join(f"{k}={versions[k]}" for k in ("vad", "asr", "diarization") if k in versions)
                 if isinstance(outcome, Failure):
-                    failures.append(outcome)
+                    state = catalog.mark(
+                        outcome.sha256 or "", SPEECH, FAILED, run_id, speech_version, outcome.reason, outcome.path
+                    )
+                    failures.append(replace(outcome, attempts=state.attempts))
                     console.print(f"[red]failed[/] {outcome.path}: {outcome.reason}")
                 else:
-                    if isinstance(scored, Failure):
-                        failures.append(scored)
-                        console.print(f"[red]scoring failed[/] {scored.path}: {scored.reason}")
+                    recording = outcome.recording
                     try:
                         if isinstance(scored, ScoredEncounter):
-                            store.write_scores(outcome.recording.recording_id, [scored])
+                            store.write_scores(recording.recording_id, [scored])
                         store.write_speech_result(outcome, processed_at=datetime.now(UTC))
                     except OSError as error:
-                        failures.append(_failure(outcome.recording.path, outcome.recording.sha256, "write", error))
+                        state = catalog.mark(recording.sha256, SPEECH, FAILED, run_id, speech_version,
+                                             _one_line(error), recording.path)  # fmt: skip
+                        failure = _failure(recording.path, recording.sha256, "write", error)
+                        failures.append(replace(failure, attempts=state.attempts))
+                        progress.advance(task)
+                        continue
+                    catalog.mark(recording.sha256, SPEECH, DONE, run_id, speech_version, path=recording.path)
+                    if isinstance(scored, Failure):
+                        state = catalog.mark(recording.sha256, SCORING, FAILED, run_id, versions.get("scoring"),
+                                             scored.reason, recording.path)  # fmt: skip
+                        failures.append(replace(scored, attempts=state.attempts))
+                        console.print(f"[red]scoring failed[/] {scored.path}: {scored.reason}")
                     else:
-                        processed.append(outcome.recording.recording_id)
-                        audio_s += outcome.recording.audio.duration_s
-                        speech_s += outcome.speech_s
-                        stage_totals = _add_timings(stage_totals, outcome.timings)
+                        catalog.mark(recording.sha256, SCORING, DONE, run_id, versions.get("scoring"),
+                                     path=recording.path)  # fmt: skip
+                    processed.append(recording.recording_id)
+                    audio_s += recording.audio.duration_s
+                    speech_s += outcome.speech_s
+                    stage_totals = _add_timings(stage_totals, outcome.timings)
                 progress.advance(task)
 
-    store.write_failures(run_id, failures)
+    store.write_current_failures(_failure_rows(catalog))
     summary = RunSummary(
         run_id=run_id,
         files_seen=len(paths),
@@ -207,9 +317,40 @@ def run_batch(
         wall_s=time.perf_counter() - started,
         stage_s={name: round(value, 3) for name, value in asdict(stage_totals).items()},
         model_versions=model_versions,
+        already_done=tuple(plan.done),
+        settling=tuple(plan.settling),
+        given_up=tuple(plan.given_up),
     )
     report_path = store.write_report(run_id, summary.as_report())
     return replace(summary, report_path=str(report_path))
+
+
+_NONE = StageState(state="", attempts=0, reason=None, model_version=None)
+
+
+def _unfinished(catalog: Catalog, sha256: str, max_attempts: int) -> bool:
+    return bool(
+        catalog.todo(SPEECH, [sha256], None, max_attempts) or catalog.todo(SCORING, [sha256], None, max_attempts)
+    )
+
+
+def _file_key(path: Path, stat: os.stat_result) -> str:
+    """Catalog key of a file that could not be ingested: its path and version (a replaced file is tried afresh)."""
+    return f"file:{path}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _failure_rows(catalog: Catalog) -> list[Failure]:
+    return [
+        Failure(
+            path=row.path or "",
+            sha256=None if row.sha256.startswith("file:") else row.sha256,
+            stage=row.stage,
+            reason=row.reason or "",
+            attempts=row.attempts,
+            last_attempt_at=row.updated_at,
+        )
+        for row in catalog.failures()
+    ]
 
 
 def _ingest(paths: Sequence[Path], metadata: MetadataTable, config: BwcConfig) -> tuple[list[Recording], list[Failure]]:
@@ -253,6 +394,43 @@ def _speech(recordings: list[Recording], config: BwcConfig, models: ResolvedMode
     )
     for row in dataset.iter_rows():
         yield pickle.loads(row["outcome"])
+
+
+class StoreBusyError(RuntimeError):
+    """Another run holds the store."""
+
+
+class store_lock:
+    """Hold the store's run lock for the duration of a run; wait up to ``wait_s`` for it, then refuse.
+
+    The lock is an OS file lock, so a run killed with SIGKILL releases it with its process and the next run goes on.
+    """
+
+    def __init__(self, root: Path, wait_s: float) -> None:
+        from filelock import FileLock
+
+        self.path = root / LOCK_FILE
+        self.wait_s = wait_s
+        self.lock = FileLock(str(self.path))
+
+    def __enter__(self) -> store_lock:
+        from filelock import Timeout
+
+        try:
+            self.lock.acquire(timeout=self.wait_s)
+        except Timeout:
+            holder = self.path.with_suffix(".owner")
+            owner = holder.read_text().strip() if holder.is_file() else "another bwc run"
+            raise StoreBusyError(
+                f"{self.path.parent} is in use by {owner}; this run refuses to start (set run.lock_wait_s to wait)"
+            ) from None
+        self.path.with_suffix(".owner").write_text(
+            f"run on {socket.gethostname()} pid {os.getpid()} since {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC\n"
+        )
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.lock.release()
 
 
 class ray_session:

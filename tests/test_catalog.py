@@ -106,11 +106,12 @@ def test_stage_states_decide_what_to_do(catalog: Catalog) -> None:
     assert catalog.state(flaky, "speech").reason is None
 
 
-def test_failures_name_the_first_path(catalog: Catalog) -> None:
-    catalog.add_original("a" * 64, "/intake/EV1.wav")
-    catalog.mark("a" * 64, "ingest", FAILED, "r1", reason="not a readable audio/video file")
-    ((path, row),) = catalog.failures()
-    assert path == "/intake/EV1.wav" and row.stage == "ingest" and row.attempts == 1
+def test_failures_name_their_path(catalog: Catalog) -> None:
+    catalog.mark("a" * 64, "ingest", FAILED, "r1", reason="not a readable audio/video file", path="/intake/EV1.wav")
+    catalog.mark("b" * 64, "speech", FAILED, "r1", reason="decoder error", path="/intake/EV2.wav")
+    catalog.mark("b" * 64, "speech", DONE, "r2")
+    (row,) = catalog.failures()
+    assert (row.path, row.stage, row.attempts) == ("/intake/EV1.wav", "ingest", 1)
 
 
 def test_runs_left_running_are_visible(catalog: Catalog) -> None:

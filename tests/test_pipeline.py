@@ -62,7 +62,7 @@ def run_output(footage: Path, tiny_models: Path, tmp_path_factory: pytest.TempPa
     hashes = {path: sha256_file(path) for path in footage.rglob("*") if path.is_file()}
     completed = subprocess.run(
         [sys.executable, "-m", "bwc.cli", "run", str(footage), "--store", str(store), "--models", str(tiny_models),
-         "--metadata", str(footage / "export.csv")],
+         "--metadata", str(footage / "export.csv"), "--settle", "0"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     return store, completed, hashes
