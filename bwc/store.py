@@ -251,9 +251,18 @@ class Store:
         self.write_rows("encounter_scores", f"part-{part}", [encounter_score_row(e) for e in scored])
 
     def write_report(self, run_id: str, report: dict[str, Any]) -> Path:
+        """``runs/<run_id>.json`` and the same as readable text, ``runs/<run_id>.txt``."""
         path = self.root / "runs" / f"{run_id}.json"
+        self._write_file(path.with_suffix(".txt"), lambda tmp: Path(tmp).write_text(readable_report(report)))
         self._write_file(path, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2, default=str)))
         return path
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Delete hidden temporary files a killed run left behind (call only while holding the run lock)."""
+        stale = [path for path in self.root.rglob(".*.tmp") if path.is_file()]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return stale
 
     def write_rows(self, table: str, part: str, rows: list[dict[str, Any]]) -> Path:
         """Write ``rows`` as ``STORE/<table>/<part>.parquet`` with the table's schema, atomically."""
@@ -344,3 +353,28 @@ def encounter_score_row(scored: ScoredEncounter) -> dict[str, Any]:
         "model_version": scored.model_version,
     }
     return row | {f"pj_{name}": bool(e.behaviours.get(name)) for name in BEHAVIOUR_COLUMNS}
+
+
+def readable_report(report: dict[str, Any]) -> str:
+    """A run report as a person reads it in the morning."""
+    lines = [
+        f"bwc run {report.get('run_id', '')}",
+        f"files seen        {report.get('files_seen', 0)}",
+        f"  new             {report.get('files_new', 0)}",
+        f"  already done    {report.get('already_done', 0)}",
+        f"  settling        {len(report.get('settling', []))}",
+        f"  given up        {len(report.get('given_up', []))}",
+        f"processed         {report.get('processed', 0)}",
+        f"duplicates        {len(report.get('duplicates', []))}",
+        f"failed            {report.get('failed', 0)}",
+        f"audio hours       {report.get('audio_hours', 0.0):.3f}",
+        f"speech hours      {report.get('speech_hours', 0.0):.3f}",
+        f"wall time         {report.get('wall_s', 0.0):.1f} s",
+        f"x realtime        {report.get('x_realtime', 0.0):.2f}",
+    ]
+    lines += [f"  {stage:<15} {seconds:.1f} s" for stage, seconds in report.get("stage_s", {}).items()]
+    lines += [f"failed: [{f['stage']}] {f['path']}: {f['reason']}" for f in report.get("failures", [])]
+    lines += [f"duplicate: {d['path']} = {d['same_as']}" for d in report.get("duplicates", [])]
+    lines += [f"settling: {path}" for path in report.get("settling", [])]
+    lines += [f"given up: {path}" for path in report.get("given_up", [])]
+    return "\n".join(lines) + "\n"

@@ -167,6 +167,8 @@ def run_batch(
     paths = discover(inputs)
     store = Store(store_dir)
     with store_lock(store.root, config.run.lock_wait_s):
+        for leftover in store.remove_stale_temporaries():
+            console.print(f"[yellow]removed[/] {leftover}, left by an interrupted run")
         catalog = Catalog.for_store(store.root, config.run.catalog_url)
         catalog.begin_run(run_id, socket.gethostname(), os.getpid())
         status = "failed"

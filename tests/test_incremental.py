@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -108,3 +110,33 @@ def test_a_second_run_on_a_busy_store_refuses(tmp_path: Path, tiny_models: Path)
     assert completed.returncode == 1
     assert "is in use by run on night-host pid 4242" in completed.stderr
     assert not (store / "recordings").exists()
+
+
+def test_a_run_killed_mid_batch_is_finished_by_the_next(tmp_path: Path, tiny_models: Path) -> None:
+    intake, store = tmp_path / "intake", tmp_path / "store"
+    intake.mkdir()
+    for seed in range(4):
+        encode(intake / f"EV{seed}.wav", scene(10 + seed), SAMPLE_RATE, "-c:a", "pcm_s16le")
+    command = [sys.executable, "-m", "bwc.cli", "run", str(intake), "--store", str(store), "--models",
+               str(tiny_models), "--settle", "0"]  # fmt: skip
+    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not list((store / "recordings").glob("part-*.parquet")):
+        time.sleep(0.2)
+    driver.send_signal(signal.SIGKILL)  # kill -9 of the driver, mid-batch
+    driver.wait(timeout=60)
+    done_before = len(list((store / "recordings").glob("part-*.parquet")))
+    assert 1 <= done_before < 4, "the kill should land mid-batch"
+
+    completed, report = bwc_run(intake, store, tiny_models)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert report["processed"] == 4 - done_before and report["already_done"] == done_before
+    recordings = pd.read_parquet(store / "recordings")
+    assert len(recordings) == 4 and recordings.recording_id.is_unique
+    for table in ("utterances", "words", "utterance_scores"):
+        frame = pd.read_parquet(store / table)
+        key = "utterance_id" if table != "words" else ["utterance_id", "start", "word"]
+        assert not frame.duplicated(key).any(), table
+        assert set(frame.recording_id) == set(recordings.recording_id), table
+    assert len(pd.read_parquet(store / "encounter_scores")) == 4
+    assert not [p for p in store.rglob("*.tmp")], "no temporary files are left"
