@@ -170,6 +170,11 @@ def run_batch(
         for leftover in store.remove_stale_temporaries():
             console.print(f"[yellow]removed[/] {leftover}, left by an interrupted run")
         catalog = Catalog.for_store(store.root, config.run.catalog_url)
+        for interrupted in catalog.running():  # the lock is ours, so whoever left these is gone
+            catalog.end_run(interrupted.run_id, "interrupted")
+            console.print(
+                f"[yellow]run {interrupted.run_id}[/] on {interrupted.host} was interrupted; finishing its work"
+            )
         catalog.begin_run(run_id, socket.gethostname(), os.getpid())
         status = "failed"
         try:

@@ -15,6 +15,9 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
 from bwc.audio import SAMPLE_RATE, write_audio
 
 REQUIRED_TOOLS = ("ffmpeg", "ffprobe", "espeak-ng", "sox")
+# A corrupt "media" file. Not random bytes: those are now and then taken for a stream-less container, which makes
+# the expected reason flaky.
+NOT_MEDIA = b"This is not a media file.\n" * 100
 
 
 def pytest_configure(config: pytest.Config) -> None:

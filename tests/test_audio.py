@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bwc.audio import SAMPLE_RATE, AudioError, probe, read_pcm, sha256_file, stream_pcm
-from tests.conftest import dominant_frequency, encode, tone
+from tests.conftest import NOT_MEDIA, dominant_frequency, encode, tone
 
 SECONDS = 3.0
 
@@ -87,7 +87,7 @@ def test_non_finite_samples_become_silence(tmp_path: Path) -> None:
 
 def test_bad_files_raise_one_line_reasons(tmp_path: Path) -> None:
     noise = tmp_path / "noise.wav"
-    noise.write_bytes(os.urandom(4096))
+    noise.write_bytes(NOT_MEDIA)
     text = tmp_path / "notes.mp4"
     text.write_text("this is not a video\n")
     silent_video = tmp_path / "silent.mp4"

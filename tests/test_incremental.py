@@ -4,7 +4,6 @@ still being written wait, failures are retried up to a limit, and a second run o
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -14,10 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sqlalchemy.orm import Session
 
 from bwc.audio import SAMPLE_RATE
 from bwc.demo import Line, render_scene
-from tests.conftest import encode
+from tests.conftest import NOT_MEDIA, encode
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ def test_nightly_runs_are_incremental(tmp_path: Path, tiny_models: Path) -> None
     intake.mkdir()
     encode(intake / "EV1.wav", scene(1), SAMPLE_RATE, "-c:a", "pcm_s16le")
     encode(intake / "EV2.flac", scene(2), SAMPLE_RATE, "-c:a", "flac")
-    (intake / "EV3.wav").write_bytes(os.urandom(2000))  # corrupt
+    (intake / "EV3.wav").write_bytes(NOT_MEDIA)  # corrupt
 
     # Night 1: two processed, one failure (attempt 1).
     night1, report = bwc_run(intake, store, tiny_models)
@@ -140,3 +140,9 @@ def test_a_run_killed_mid_batch_is_finished_by_the_next(tmp_path: Path, tiny_mod
         assert set(frame.recording_id) == set(recordings.recording_id), table
     assert len(pd.read_parquet(store / "encounter_scores")) == 4
     assert not [p for p in store.rglob("*.tmp")], "no temporary files are left"
+    from bwc.catalog import Catalog, RunRow
+
+    catalog = Catalog.for_store(store)
+    with Session(catalog.engine) as session:
+        statuses = sorted(run.status for run in session.query(RunRow))
+    assert statuses == ["completed", "interrupted"]

@@ -11,7 +11,7 @@ import pytest
 from bwc.audio import SAMPLE_RATE, sha256_file
 from bwc.config import BwcConfig, MetadataConfig, load_config
 from bwc.ingest import IngestError, MetadataTable, discover, ingest_file
-from tests.conftest import encode, tone
+from tests.conftest import NOT_MEDIA, encode, tone
 
 
 def test_discover_recurses_filters_and_survives_link_loops(tmp_path: Path) -> None:
@@ -86,7 +86,7 @@ def test_ingest_reasons(tmp_path: Path) -> None:
     with pytest.raises(IngestError, match="over the configured maximum"):
         ingest_file(long, MetadataTable.empty(), max_duration_s=2.0)
     garbage = tmp_path / "garbage.mp3"
-    garbage.write_bytes(os.urandom(2048))
+    garbage.write_bytes(NOT_MEDIA)
     with pytest.raises(IngestError, match="not a readable audio/video file"):
         ingest_file(garbage, MetadataTable.empty())
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from bwc.audio import SAMPLE_RATE, sha256_file
 from bwc.demo import Line, render_scene
 from bwc.store import SCHEMAS
 from bwc.transcript import read_rttm, read_vtt
-from tests.conftest import encode
+from tests.conftest import NOT_MEDIA, encode
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +46,7 @@ def footage(tmp_path_factory: pytest.TempPathFactory) -> Path:
     encode(folder / "night shift" / "EV102.mp3", c, SAMPLE_RATE, "-c:a", "libmp3lame", "-ar", "44100")
     encode(folder / "EV103.mp4", d, SAMPLE_RATE, "-c:a", "aac", video=True)
     shutil.copy(folder / "EV101.wav", folder / "EV101 copy.wav")  # same content under a second name
-    (folder / "EV104.wav").write_bytes(os.urandom(3000))  # corrupt: random bytes
+    (folder / "EV104.wav").write_bytes(NOT_MEDIA)  # corrupt
     (folder / "export.csv").write_text(
         "file_name,evidence_id,officer_id,recorded_at,incident_id,category\n"
         "EV100.flac,EV100,B7,2026-05-01T22:10:00Z,CAD-1,Traffic Stop\n"
