@@ -28,7 +28,7 @@ acts-card: bootstrap
 	$(BIN)/python -m models.acts.evaluate
 
 lint:
-	$(BIN)/ruff check bwc models pipelines scoring tests benchmarks
+	$(BIN)/ruff check bwc models pipelines scoring cluster tests benchmarks
 
 clean:
 	rm -rf demo .pytest_cache .ruff_cache

@@ -105,7 +105,13 @@ class RunConfig(_Section):
     speech_workers: int = 1  # speech actors (each loads VAD, whisper and pyannote once)
     cpus_per_speech_worker: float = 1.0  # Ray CPUs reserved per speech actor (torch threads follow it)
     gpus_per_speech_worker: float = 0.0  # fractional GPUs per speech actor; 0 runs on CPU
+    speech_resources: dict[str, float] = Field(default_factory=dict)  # custom Ray resources per speech actor
+    scoring_workers: int = 1  # language actors: role attribution and scoring, always on CPU
+    cpus_per_scoring_worker: float = 1.0  # Ray CPUs reserved per language actor (torch threads follow it)
+    scoring_resources: dict[str, float] = Field(default_factory=dict)  # custom Ray resources per language actor
     ingest_cpus: float = 0.5  # Ray CPUs per hashing/probing task
+    ingest_resources: dict[str, float] = Field(default_factory=dict)  # custom Ray resources per ingest task
+    resubmissions: int = 2  # times a pass is resubmitted for the recordings a lost node or worker took with it
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when the actor was given a GPU
     max_duration_s: float | None = None  # originals longer than this are failed at ingest; None = no limit
     settle_s: float = 60.0  # a file modified this recently may still be being written: left for the next run

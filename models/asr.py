@@ -20,7 +20,7 @@ import whisper
 
 from bwc.config import WhisperConfig
 from bwc.records import SpeechRegion, Word
-from models.locate import fingerprint
+from models.locate import whisper_version
 
 
 class WhisperTranscriber:
@@ -41,7 +41,7 @@ class WhisperTranscriber:
         self.checkpoint = checkpoint
         self.device = device
         self.model = whisper.load_model(str(checkpoint), device=device)
-        self.version = f"whisper:{checkpoint.name}@{fingerprint(checkpoint)}"
+        self.version = whisper_version(checkpoint)
 
     def transcribe(self, audio: np.ndarray, regions: tuple[SpeechRegion, ...]) -> tuple[tuple[Word, ...], str]:
         """Words (with timestamps and probabilities) spoken inside ``regions``, and the language used."""

@@ -20,7 +20,7 @@ import numpy as np
 from bwc.audio import SAMPLE_RATE
 from bwc.config import DiarizationConfig
 from bwc.records import Diarization, SpeakerTurn
-from models.locate import fingerprint
+from models.locate import pyannote_version
 
 # Before pyannote is imported: no telemetry, and no hub look-ups at run time.
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
@@ -55,7 +55,7 @@ class PyannoteDiarizer:
         if config.embedding_batch_size:
             self.pipeline.embedding_batch_size = config.embedding_batch_size
         self.pipeline.to(torch.device(device))
-        self.version = f"pyannote:{pipeline_dir.name}@{fingerprint(pipeline_dir)}"
+        self.version = pyannote_version(pipeline_dir)
 
     def diarize(self, audio: np.ndarray) -> Diarization:
         """Speaker turns of 16 kHz mono ``audio``."""

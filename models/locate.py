@@ -138,6 +138,16 @@ def fingerprint(path: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def whisper_version(checkpoint: Path) -> str:
+    """What the catalog records for outputs of this whisper checkpoint."""
+    return f"whisper:{checkpoint.name}@{fingerprint(checkpoint)}"
+
+
+def pyannote_version(pipeline_dir: Path) -> str:
+    """What the catalog records for outputs of this pyannote pipeline directory."""
+    return f"pyannote:{pipeline_dir.name}@{fingerprint(pipeline_dir)}"
+
+
 @dataclass(frozen=True)
 class ResolvedModels:
     """Local weights for every model the speech stage needs (found before any worker starts)."""
@@ -162,3 +172,13 @@ class ResolvedModels:
         if missing:
             raise ModelNotFoundError.combine(missing)
         return cls(**found)
+
+    def versions(self) -> dict[str, str]:
+        """Each speech model's version, as the speech stage reports it, computed without loading any model."""
+        from models.vad import silero_version
+
+        return {
+            "vad": silero_version(),
+            "asr": whisper_version(self.whisper_checkpoint),
+            "diarization": pyannote_version(self.pyannote_pipeline),
+        }

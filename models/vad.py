@@ -20,6 +20,13 @@ from bwc.records import SpeechRegion
 MODEL_NAME = "silero-vad"
 
 
+def silero_version() -> str:
+    """The VAD's version: its weights ship in the wheel, so the package version names them."""
+    from importlib.metadata import version
+
+    return f"{MODEL_NAME}=={version('silero-vad')}"
+
+
 class SileroVad:
     """silero-vad over 16 kHz mono float32 audio.
 
@@ -35,9 +42,7 @@ class SileroVad:
 
     @property
     def version(self) -> str:
-        from importlib.metadata import version
-
-        return f"{MODEL_NAME}=={version('silero-vad')}"
+        return silero_version()
 
     def detect(self, audio: np.ndarray) -> tuple[SpeechRegion, ...]:
         """Speech regions of ``audio``, in seconds, sorted and non-overlapping."""

@@ -50,7 +50,7 @@ class LanguageStage:
         acoustics = (
             result.acoustics if len(result.acoustics) == len(result.utterances) else (None,) * len(result.utterances)
         )
-        lines = [
+        lines = tuple(
             TranscriptLine(
                 encounter_id=recording.recording_id,
                 turn=index + 1,
@@ -64,18 +64,27 @@ class LanguageStage:
                 n_words=len(utterance.words),
             )
             for index, (utterance, measured) in enumerate(zip(result.utterances, acoustics, strict=True))
-        ]
-        roles = attribute_roles(lines, self.min_role_confidence)
-        role_of = {role.speaker: role.role for role in roles}
-        lines = [replace(line, role=role_of.get(line.speaker or "", "unknown")) for line in lines]
-        return Encounter(
-            encounter_id=recording.recording_id,
-            lines=tuple(lines),
-            officer_id=recording.metadata.officer_id,
-            recorded_at=recording.metadata.recorded_at,
-            recording_id=recording.recording_id,
-            roles=tuple(roles),
+        )
+        return self.attributed(
+            Encounter(
+                encounter_id=recording.recording_id,
+                lines=lines,
+                officer_id=recording.metadata.officer_id,
+                recorded_at=recording.metadata.recorded_at,
+                recording_id=recording.recording_id,
+            )
         )
 
+    def attributed(self, encounter: Encounter) -> Encounter:
+        """``encounter`` with every speaker's role worked out from its lines' words and sound."""
+        roles = attribute_roles(list(encounter.lines), self.min_role_confidence)
+        role_of = {role.speaker: role.role for role in roles}
+        lines = tuple(replace(line, role=role_of.get(line.speaker or "", "unknown")) for line in encounter.lines)
+        return replace(encounter, lines=lines, roles=tuple(roles))
+
+    def score(self, encounter: Encounter) -> ScoredEncounter:
+        """Score an attributed encounter (rescoring starts here, from the stored utterances)."""
+        return self.scoring([encounter])[0]
+
     def __call__(self, result: SpeechResult) -> ScoredEncounter:
-        return self.scoring([self.encounter(result)])[0]
+        return self.score(self.encounter(result))

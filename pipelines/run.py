@@ -1,14 +1,14 @@
-"""``bwc run``: ingest and speech as a Ray Data pipeline, on a local Ray instance or an existing cluster.
+"""``bwc run``: ingest, speech and language as Ray Data passes, on a local Ray instance or an existing cluster.
 
-Two passes over Ray Data:
-
-1. **ingest** — Ray tasks hash and probe every original in parallel; the driver then drops repeated content (same
-   SHA-256 under another name) and joins the evidence metadata.
-2. **speech** — an actor pool; each actor builds one :class:`~pipelines.speech.SpeechStage` (models loaded once per
-   actor) and processes recordings one at a time. Results stream back to the driver, which writes each recording's
-   outputs as it arrives, so a progress bar moves and nothing waits for the whole batch.
+1. **ingest** — Ray tasks hash and probe every original in parallel; the driver skips what the catalog has finished,
+   drops repeated content (same SHA-256 under another name) and joins the evidence metadata.
+2. **speech → language** — two actor pools (:mod:`pipelines.workers`): speech actors (VAD, whisper, pyannote; GPUs
+   where configured) feed language actors (attribution and scoring, on CPUs). Results stream back to the driver,
+   which writes each recording's outputs as it arrives and then marks it done in the catalog.
 
 A file that fails at any stage becomes a :class:`~bwc.records.Failure` with a one-line reason; the batch goes on.
+A pass that loses a node is resubmitted for the recordings that did not come back; a driver that is killed leaves
+them pending in the catalog, and the next run finishes them.
 
 Example
 -------
@@ -19,19 +19,17 @@ Example
 
 from __future__ import annotations
 
-import logging
 import os
 import pickle
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import ray
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -42,17 +40,23 @@ from bwc.config import BwcConfig
 from bwc.ingest import IngestError, MetadataTable, discover, ingest_file
 from bwc.records import Failure, Recording, ScoredEncounter, SpeechResult, StageTimings
 from bwc.store import Store
+from models.locate import ResolvedModels
 from models.respect.artifact import require_artifact
-from pipelines.speech import ResolvedModels, SpeechStage
+from pipelines.workers import (
+    Item,
+    Output,
+    StoredTranscript,
+    custom_resources,
+    failure,
+    item_key,
+    one_line,
+    ray_session,
+    speech_version,
+    stream,
+)
 
 INGEST, SPEECH, SCORING = "ingest", "speech", "scoring"  # catalog stages
 LOCK_FILE = ".bwc-run.lock"  # held (flock) by the run using a store; released by the OS if the run dies
-
-RUNTIME_ENV_VARS = {
-    "HF_HUB_OFFLINE": "1",  # runs never download: weights come from the models directory
-    "PYANNOTE_METRICS_ENABLED": "0",  # pyannote telemetry off
-    "TOKENIZERS_PARALLELISM": "false",
-}
 
 
 @dataclass(frozen=True)
@@ -99,45 +103,6 @@ class RunSummary:
             "stage_s": self.stage_s,
             "model_versions": self.model_versions,
         }
-
-
-class SpeechWorker:
-    """Ray Data actor: one speech stage and one language stage per actor, one recording per call.
-
-    Each call returns ``(speech outcome, scored encounter or scoring failure, model versions)``.
-    """
-
-    def __init__(self, config_json: str, models: ResolvedModels, threads: int) -> None:
-        torch_threads(threads)
-        config = BwcConfig.model_validate_json(config_json)
-        from pipelines.language import LanguageStage  # transformers is imported in the actor, not by the driver
-
-        self.stage = SpeechStage(config, models, device=_actor_device(config))
-        self.language = LanguageStage.from_config(config)
-
-    @property
-    def model_versions(self) -> dict[str, str]:
-        return self.stage.model_versions | {"scoring": self.language.model_version}
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outputs = []
-        for payload in batch["recording"]:
-            recording: Recording = pickle.loads(payload)
-            scored: ScoredEncounter | Failure | None = None
-            try:
-                outcome: SpeechResult | Failure = self.stage(recording)
-            except Exception as error:  # one recording's failure must not stop the batch
-                outcome = _failure(recording.path, recording.sha256, "speech", error, with_type=True)
-            if isinstance(outcome, SpeechResult):
-                clock = time.perf_counter()
-                try:
-                    scored = self.language(outcome)
-                except Exception as error:  # the transcript is still worth keeping
-                    scored = _failure(recording.path, recording.sha256, "scoring", error, with_type=True)
-                timings = replace(outcome.timings, scoring_s=time.perf_counter() - clock)
-                outcome = replace(outcome, timings=timings)
-            outputs.append(pickle.dumps((outcome, scored, self.model_versions)))
-        return {"outcome": np.array(outputs, dtype=object)}
 
 
 def run_batch(
@@ -240,18 +205,14 @@ def _run(
         console.print(f"[yellow]settling[/] {path} changed less than {config.run.settle_s:.0f} s ago: next run")
     failures: list[Failure] = []
     duplicates: list[tuple[str, str]] = []
-    processed: list[str] = []
-    audio_s = speech_s = 0.0
-    stage_totals = StageTimings()
-    model_versions: dict[str, str] = {}
 
     with ray_session(address, console):
         recordings, ingest_failures = _ingest(plan.ingest, metadata, config)
-        for failure in ingest_failures:
-            stat = plan.stats.get(failure.path)
-            key = _file_key(Path(failure.path), stat) if stat else f"file:{failure.path}"
-            state = catalog.mark(key, INGEST, FAILED, run_id, reason=failure.reason, path=failure.path)
-            failures.append(replace(failure, attempts=state.attempts))
+        for failed in ingest_failures:
+            stat = plan.stats.get(failed.path)
+            key = _file_key(Path(failed.path), stat) if stat else f"file:{failed.path}"
+            state = catalog.mark(key, INGEST, FAILED, run_id, reason=failed.reason, path=failed.path)
+            failures.append(replace(failed, attempts=state.attempts))
         unique: dict[str, Recording] = {}
         for recording in recordings:
             stat = plan.stats.get(recording.path)
@@ -273,63 +234,139 @@ def _run(
         for recording in unique.values():  # a crash from here on leaves them pending: the next run redoes them
             catalog.mark(recording.sha256, SPEECH, PENDING, run_id, path=recording.path)
 
-        with _progress(console) as progress:
-            task = progress.add_task("speech", total=len(unique))
-            for outcome, scored, versions in _speech(list(unique.values()), config, models):
-                model_versions = versions
-                speech_version = "; ".join(f"{k}={versions[k]}" for k in ("vad", "asr", "diarization") if k in versions)
-                if isinstance(outcome, Failure):
-                    state = catalog.mark(
-                        outcome.sha256 or "", SPEECH, FAILED, run_id, speech_version, outcome.reason, outcome.path
-                    )
-                    failures.append(replace(outcome, attempts=state.attempts))
-                    console.print(f"[red]failed[/] {outcome.path}: {outcome.reason}")
-                else:
-                    recording = outcome.recording
-                    try:
-                        if isinstance(scored, ScoredEncounter):
-                            store.write_scores(recording.recording_id, [scored])
-                        store.write_speech_result(outcome, processed_at=datetime.now(UTC))
-                    except OSError as error:
-                        state = catalog.mark(recording.sha256, SPEECH, FAILED, run_id, speech_version,
-                                             _one_line(error), recording.path)  # fmt: skip
-                        failure = _failure(recording.path, recording.sha256, "write", error)
-                        failures.append(replace(failure, attempts=state.attempts))
-                        progress.advance(task)
-                        continue
-                    catalog.mark(recording.sha256, SPEECH, DONE, run_id, speech_version, path=recording.path)
-                    if isinstance(scored, Failure):
-                        state = catalog.mark(recording.sha256, SCORING, FAILED, run_id, versions.get("scoring"),
-                                             scored.reason, recording.path)  # fmt: skip
-                        failures.append(replace(scored, attempts=state.attempts))
-                        console.print(f"[red]scoring failed[/] {scored.path}: {scored.reason}")
-                    else:
-                        catalog.mark(recording.sha256, SCORING, DONE, run_id, versions.get("scoring"),
-                                     path=recording.path)  # fmt: skip
-                    processed.append(recording.recording_id)
-                    audio_s += recording.audio.duration_s
-                    speech_s += outcome.speech_s
-                    stage_totals = _add_timings(stage_totals, outcome.timings)
-                progress.advance(task)
+        writer = OutputWriter(store, catalog, run_id, console)
+        process(list(unique.values()), config, models, writer, console, "speech")
+    failures += writer.failures
 
     store.write_current_failures(_failure_rows(catalog))
     summary = RunSummary(
         run_id=run_id,
         files_seen=len(paths),
-        processed=tuple(processed),
+        processed=tuple(writer.processed),
         duplicates=tuple(duplicates),
         failures=tuple(failures),
-        audio_s=audio_s,
-        speech_s=speech_s,
+        audio_s=writer.audio_s,
+        speech_s=writer.speech_s,
         wall_s=time.perf_counter() - started,
-        stage_s={name: round(value, 3) for name, value in asdict(stage_totals).items()},
-        model_versions=model_versions,
+        stage_s={name: round(value, 3) for name, value in asdict(writer.stage_totals).items()},
+        model_versions=writer.model_versions,
         already_done=tuple(plan.done),
         settling=tuple(plan.settling),
         given_up=tuple(plan.given_up),
     )
     report_path = store.write_report(run_id, summary.as_report())
     return replace(summary, report_path=str(report_path))
+
+
+class OutputWriter:
+    """Writes each pass output to the store and the catalog as it arrives, and keeps the run's tallies.
+
+    Outputs are written, then marked done in the catalog: a crash between the two leaves the stage pending, and the
+    next run rewrites the same part files (named by recording id), so nothing is ever present twice.
+    """
+
+    def __init__(self, store: Store, catalog: Catalog, run_id: str, console: Console) -> None:
+        self.store, self.catalog, self.run_id, self.console = store, catalog, run_id, console
+        self.processed: list[str] = []  # recording ids written
+        self.failures: list[Failure] = []  # with their attempt counts
+        self.audio_s = self.speech_s = 0.0
+        self.stage_totals = StageTimings()
+        self.model_versions: dict[str, str] = {}
+
+    def __call__(self, output: Output) -> None:
+        item, scored, versions = output
+        self.model_versions = versions
+        if isinstance(item, Failure):
+            self._fail(item, SPEECH, speech_version(versions))
+        elif isinstance(item, SpeechResult):
+            self._speech(item, scored, versions)
+        else:
+            self._rescored(item, scored, versions)
+
+    def _speech(self, result: SpeechResult, scored: ScoredEncounter | Failure | None, versions: dict[str, str]) -> None:
+        recording, version = result.recording, speech_version(versions)
+        try:
+            if isinstance(scored, ScoredEncounter):
+                self.store.write_scores(recording.recording_id, [scored])
+            self.store.write_speech_result(result, processed_at=datetime.now(UTC))
+        except OSError as error:
+            self._fail(failure(recording.path, recording.sha256, "write", error), SPEECH, version)
+            return
+        self.catalog.mark(recording.sha256, SPEECH, DONE, self.run_id, version, path=recording.path)
+        self._scoring_state(recording, scored, versions.get("scoring"))
+        self.processed.append(recording.recording_id)
+        self.audio_s += recording.audio.duration_s
+        self.speech_s += result.speech_s
+        self.stage_totals = _add_timings(self.stage_totals, result.timings)
+
+    def _rescored(
+        self, item: StoredTranscript, scored: ScoredEncounter | Failure | None, versions: dict[str, str]
+    ) -> None:
+        recording = item.recording
+        if isinstance(scored, ScoredEncounter):
+            try:
+                self.store.write_scores(recording.recording_id, [scored])
+            except OSError as error:
+                self._fail(failure(recording.path, recording.sha256, "write", error), SCORING, versions.get("scoring"))
+                return
+        self._scoring_state(recording, scored, versions.get("scoring"))
+        self.processed.append(recording.recording_id)
+
+    def _scoring_state(
+        self, recording: Recording, scored: ScoredEncounter | Failure | None, version: str | None
+    ) -> None:
+        if isinstance(scored, Failure):
+            self._fail(scored, SCORING, version)
+        else:
+            self.catalog.mark(recording.sha256, SCORING, DONE, self.run_id, version, path=recording.path)
+
+    def _fail(self, failed: Failure, stage: str, version: str | None) -> None:
+        state = self.catalog.mark(failed.sha256 or "", stage, FAILED, self.run_id, version, failed.reason,
+                                  failed.path)  # fmt: skip
+        self.failures.append(replace(failed, attempts=state.attempts))
+        self.console.print(f"[red]failed[/] [{failed.stage}] {failed.path}: {failed.reason}")
+
+
+class PassLostError(RuntimeError):
+    """A pass kept losing workers or nodes; what it did not finish stays pending for the next run."""
+
+
+def process(
+    items: Sequence[Item],
+    config: BwcConfig,
+    models: ResolvedModels | None,
+    write: Callable[[Output], None],
+    console: Console,
+    label: str,
+) -> None:
+    """Stream ``items`` through the actors and ``write`` each output once.
+
+    When the infrastructure fails mid-pass (a node lost with actors and objects on it), the pass is resubmitted for
+    the items whose output never arrived, up to ``run.resubmissions`` times; an output that arrives twice (a retried
+    task whose first try had already got through) is written once.
+    """
+    remaining = {item_key(item): item for item in items}
+    with _progress(console) as progress:
+        task = progress.add_task(label, total=len(remaining))
+        for attempt in range(config.run.resubmissions + 1):
+            try:
+                for output in stream(list(remaining.values()), config, models):
+                    key = item_key(output[0])
+                    if remaining.pop(key, None) is None:
+                        continue  # already written
+                    write(output)
+                    progress.advance(task)
+                return
+            except ray.exceptions.RayError as error:
+                if attempt == config.run.resubmissions:
+                    raise PassLostError(
+                        f"the {label} pass failed {attempt + 1} times ({type(error).__name__}: {one_line(error)}); "
+                        f"{len(remaining)} recordings stay pending for the next run"
+                    ) from error
+                console.print(
+                    f"[yellow]{label} pass interrupted[/] ({type(error).__name__}: {one_line(error)[:200]}); "
+                    f"resubmitting the {len(remaining)} recordings not yet finished"
+                )
 
 
 _NONE = StageState(state="", attempts=0, reason=None, model_version=None)
@@ -367,6 +404,7 @@ def _ingest(paths: Sequence[Path], metadata: MetadataTable, config: BwcConfig) -
         _ingest_row,
         fn_kwargs={"metadata": metadata, "max_duration_s": config.run.max_duration_s},
         num_cpus=config.run.ingest_cpus,
+        **custom_resources(config.run.ingest_resources),
     )
     recordings, failures = [], []
     for row in dataset.iter_rows():
@@ -380,27 +418,8 @@ def _ingest_row(row: dict[str, Any], metadata: MetadataTable, max_duration_s: fl
     try:
         outcome: Recording | Failure = ingest_file(row["path"], metadata, max_duration_s=max_duration_s)
     except IngestError as error:
-        outcome = _failure(row["path"], None, "ingest", error)
+        outcome = failure(row["path"], None, "ingest", error)
     return {"outcome": pickle.dumps(outcome)}
-
-
-def _speech(recordings: list[Recording], config: BwcConfig, models: ResolvedModels):  # type: ignore[no-untyped-def]
-    if not recordings:
-        return
-    threads = max(1, int(config.run.cpus_per_speech_worker))
-    dataset = ray.data.from_items(
-        [{"recording": pickle.dumps(recording)} for recording in recordings],
-        override_num_blocks=len(recordings),
-    ).map_batches(
-        SpeechWorker,
-        fn_constructor_kwargs={"config_json": config.model_dump_json(), "models": models, "threads": threads},
-        batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=config.run.speech_workers),
-        num_cpus=config.run.cpus_per_speech_worker,
-        num_gpus=config.run.gpus_per_speech_worker,
-    )
-    for row in dataset.iter_rows():
-        yield pickle.loads(row["outcome"])
 
 
 class StoreBusyError(RuntimeError):
@@ -440,55 +459,6 @@ class store_lock:
         self.lock.release()
 
 
-class ray_session:
-    """Join the cluster at ``address``, or start a local Ray instance, and shut down what this run started."""
-
-    def __init__(self, address: str | None, console: Console) -> None:
-        self.address = address
-        self.console = console
-        self.started_here = False
-
-    def __enter__(self) -> ray_session:
-        if ray.is_initialized():
-            return self
-        os.environ.update(RUNTIME_ENV_VARS)
-        runtime_env = {"env_vars": dict(RUNTIME_ENV_VARS)}
-        if self.address:
-            ray.init(address=self.address, runtime_env=runtime_env, logging_level=logging.WARNING)
-        else:
-            ray.init(
-                num_cpus=os.cpu_count(),
-                include_dashboard=False,
-                runtime_env=runtime_env,
-                logging_level=logging.WARNING,
-                log_to_driver=False,
-            )
-        self.started_here = True
-        logging.getLogger("ray.data").setLevel(logging.WARNING)  # per-dataset "execution finished" lines
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False  # the run shows one progress bar of its own
-        context.print_on_execution_start = False
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.started_here:
-            ray.shutdown()
-
-
-def torch_threads(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-def _actor_device(config: BwcConfig) -> str:
-    import torch
-
-    if config.run.device == "cpu" or config.run.gpus_per_speech_worker <= 0:
-        return "cpu"
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def _progress(console: Console) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -498,18 +468,6 @@ def _progress(console: Console) -> Progress:
         console=console,
         transient=False,
     )
-
-
-def _failure(
-    path: str | Path, sha256: str | None, stage: str, error: BaseException, with_type: bool = False
-) -> Failure:
-    reason = f"{type(error).__name__}: {_one_line(error)}" if with_type else _one_line(error)
-    return Failure(path=str(path), sha256=sha256, stage=stage, reason=reason, last_attempt_at=datetime.now(UTC))
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text[:500] or type(error).__name__
 
 
 def _add_timings(total: StageTimings, more: StageTimings) -> StageTimings:

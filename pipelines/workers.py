@@ -1,0 +1,235 @@
+"""The Ray side of a run: the actors that hold the models, and the streaming pass that feeds them.
+
+One pass is a Ray Data pipeline of two actor pools:
+
+- **speech** actors (:class:`SpeechWorker`): VAD, whisper and pyannote loaded once per actor; the GPU-hungry part, so
+  its CPUs, GPUs and custom resources are configuration (``run.*_speech_*``);
+- **language** actors (:class:`LanguageWorker`): role attribution and language scoring, on CPUs
+  (``run.*_scoring_*``), so a GPU never waits on the text encoder.
+
+A pass takes recordings (speech, then language) or stored transcripts (language only, when rescoring) and yields one
+output per input as soon as it is ready. Each actor catches a recording's own failure and returns it as a
+:class:`~bwc.records.Failure`; what escapes a pass is the infrastructure failing (a node lost), and the caller
+resubmits what did not come back.
+
+Example
+-------
+>>> with ray_session(None, console):                                              # doctest: +SKIP
+...     for item, scored, versions in stream(recordings, config, models):          # doctest: +SKIP
+...         ...
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import ray
+from rich.console import Console
+
+from bwc.config import BwcConfig
+from bwc.records import Encounter, Failure, Recording, ScoredEncounter, SpeechResult
+from models.locate import ResolvedModels
+
+RUNTIME_ENV_VARS = {
+    "HF_HUB_OFFLINE": "1",  # runs never download: weights come from the models directory
+    "PYANNOTE_METRICS_ENABLED": "0",  # pyannote telemetry off
+    "TOKENIZERS_PARALLELISM": "false",
+}
+SPEECH_MODELS = ("vad", "asr", "diarization")  # what the speech stage's catalog version is made of
+
+
+@dataclass(frozen=True)
+class StoredTranscript:
+    """A recording's transcript as the store has it, going back through attribution and scoring."""
+
+    recording: Recording  # the original (path, hash, metadata)
+    encounter: Encounter  # its utterances as lines, roles not yet attributed
+
+
+Item = Recording | StoredTranscript  # what a pass takes
+Output = tuple[SpeechResult | Failure | StoredTranscript, ScoredEncounter | Failure | None, dict[str, str]]
+
+
+def speech_version(versions: dict[str, str]) -> str:
+    """The speech stage's model version as the catalog records it, from the models' own versions."""
+    return "; ".join(f"{name}={versions[name]}" for name in SPEECH_MODELS if name in versions)
+
+
+def item_key(item: SpeechResult | Failure | StoredTranscript | Recording) -> str:
+    """The original an input or output belongs to (its SHA-256)."""
+    if isinstance(item, SpeechResult | StoredTranscript):
+        return item.recording.sha256
+    return item.sha256 or item.path
+
+
+class SpeechWorker:
+    """Ray Data actor: one speech stage per actor, one recording per call; yields ``(outcome, versions)``."""
+
+    def __init__(self, config_json: str, models: ResolvedModels, threads: int) -> None:
+        torch_threads(threads)
+        config = BwcConfig.model_validate_json(config_json)
+        from pipelines.speech import SpeechStage
+
+        self.stage = SpeechStage(config, models, device=_actor_device(config))
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = []
+        for payload in batch["item"]:
+            recording: Recording = pickle.loads(payload)
+            try:
+                outcome: SpeechResult | Failure = self.stage(recording)
+            except Exception as error:  # one recording's failure must not stop the batch
+                outcome = failure(recording.path, recording.sha256, "speech", error, with_type=True)
+            outputs.append(pickle.dumps((outcome, self.stage.model_versions)))
+        return {"item": np.array(outputs, dtype=object)}
+
+
+class LanguageWorker:
+    """Ray Data actor: attribution and scoring; yields ``(item, scored encounter or failure, versions)``."""
+
+    def __init__(self, config_json: str, threads: int) -> None:
+        torch_threads(threads)
+        config = BwcConfig.model_validate_json(config_json)
+        from pipelines.language import LanguageStage  # transformers is imported in the actor, not by the driver
+
+        self.language = LanguageStage.from_config(config)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = []
+        for payload in batch["item"]:
+            item, versions = pickle.loads(payload)
+            versions = versions | {"scoring": self.language.model_version}
+            scored: ScoredEncounter | Failure | None = None
+            clock = time.perf_counter()
+            if isinstance(item, SpeechResult):
+                try:
+                    scored = self.language(item)
+                except Exception as error:  # the transcript is still worth keeping
+                    scored = failure(item.recording.path, item.recording.sha256, "scoring", error, with_type=True)
+                item = replace(item, timings=replace(item.timings, scoring_s=time.perf_counter() - clock))
+            elif isinstance(item, StoredTranscript):
+                try:
+                    scored = self.language.score(self.language.attributed(item.encounter))
+                except Exception as error:
+                    scored = failure(item.recording.path, item.recording.sha256, "scoring", error, with_type=True)
+            outputs.append(pickle.dumps((item, scored, versions)))
+        return {"item": np.array(outputs, dtype=object)}
+
+
+def stream(items: Sequence[Item], config: BwcConfig, models: ResolvedModels | None) -> Iterator[Output]:
+    """One pass over ``items``: recordings through speech and language, stored transcripts through language only.
+
+    Outputs come in completion order. A lost node or worker raises :class:`ray.exceptions.RayError` out of the
+    iteration; outputs already yielded stay valid.
+    """
+    if not items:
+        return
+    run = config.run
+    dataset = ray.data.from_items(
+        [{"item": pickle.dumps((item, {}) if isinstance(item, StoredTranscript) else item)} for item in items],
+        override_num_blocks=len(items),
+    )
+    if models is not None:
+        dataset = dataset.map_batches(
+            SpeechWorker,
+            fn_constructor_kwargs={
+                "config_json": config.model_dump_json(),
+                "models": models,
+                "threads": max(1, int(run.cpus_per_speech_worker)),
+            },
+            batch_size=1,
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, run.speech_workers)),
+            num_cpus=run.cpus_per_speech_worker,
+            num_gpus=run.gpus_per_speech_worker,
+            **custom_resources(run.speech_resources),
+        )
+    dataset = dataset.map_batches(
+        LanguageWorker,
+        fn_constructor_kwargs={
+            "config_json": config.model_dump_json(),
+            "threads": max(1, int(run.cpus_per_scoring_worker)),
+        },
+        batch_size=1,
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, run.scoring_workers)),
+        num_cpus=run.cpus_per_scoring_worker,
+        **custom_resources(run.scoring_resources),
+    )
+    for row in dataset.iter_rows():
+        yield pickle.loads(row["item"])
+
+
+def custom_resources(resources: dict[str, float]) -> dict[str, Any]:
+    """Ray remote arguments for a stage's custom resources (none when the configuration names none)."""
+    return {"resources": dict(resources)} if resources else {}
+
+
+class ray_session:
+    """Join the cluster at ``address``, or start a local Ray instance, and shut down what this run started.
+
+    Joining a cluster with token authentication needs the cluster's ``RAY_AUTH_MODE`` and token in the driver's
+    environment, exactly as on its nodes (``cluster/README.md``).
+    """
+
+    def __init__(self, address: str | None, console: Console) -> None:
+        self.address = address
+        self.console = console
+        self.started_here = False
+
+    def __enter__(self) -> ray_session:
+        if ray.is_initialized():
+            return self
+        os.environ.update(RUNTIME_ENV_VARS)
+        runtime_env = {"env_vars": dict(RUNTIME_ENV_VARS)}
+        if self.address:
+            ray.init(address=self.address, runtime_env=runtime_env, logging_level=logging.WARNING)
+        else:
+            ray.init(
+                num_cpus=os.cpu_count(),
+                include_dashboard=False,
+                runtime_env=runtime_env,
+                logging_level=logging.WARNING,
+                log_to_driver=False,
+            )
+        self.started_here = True
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # per-dataset "execution finished" lines
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False  # the run shows one progress bar of its own
+        context.print_on_execution_start = False
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.started_here:
+            ray.shutdown()
+
+
+def torch_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _actor_device(config: BwcConfig) -> str:
+    import torch
+
+    if config.run.device == "cpu" or config.run.gpus_per_speech_worker <= 0:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def failure(path: str, sha256: str | None, stage: str, error: BaseException, with_type: bool = False) -> Failure:
+    """A one-line :class:`~bwc.records.Failure` for ``error`` (the type named when it is not self-explanatory)."""
+    reason = f"{type(error).__name__}: {one_line(error)}" if with_type else one_line(error)
+    return Failure(path=str(path), sha256=sha256, stage=stage, reason=reason, last_attempt_at=datetime.now(UTC))
+
+
+def one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text[:500] or type(error).__name__
