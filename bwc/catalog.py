@@ -200,6 +200,14 @@ class Catalog:
                 result.append(sha256)
         return result
 
+    def outdated(self, stage: str, current_version: str) -> list[StageRow]:
+        """Stages done by another model version than ``current_version`` (what a rescore must redo)."""
+        with Session(self.engine) as session:
+            query = select(StageRow).where(
+                StageRow.stage == stage, StageRow.state == DONE, StageRow.model_version != current_version
+            )
+            return list(session.scalars(query.order_by(StageRow.sha256)))
+
     def failures(self, stage: str | None = None) -> list[StageRow]:
         """Every stage now failed (whatever its attempts), oldest first."""
         with Session(self.engine) as session:

@@ -92,6 +92,58 @@ def run(
 
 
 @app.command()
+def rescore(
+    store: Annotated[Path, typer.Option("--store", help="Store to bring up to date.", exists=True)],
+    models: ModelsOption = None,
+    config: ConfigOption = None,
+    address: Annotated[
+        str | None,
+        typer.Option("--address", help="Join a Ray cluster: 'auto' or HOST:PORT. Default: local Ray."),
+    ] = None,
+    stage: Annotated[
+        list[str] | None,
+        typer.Option("--stage", help="Only this stage: speech or scoring (repeatable). Default: both."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what is outdated.")] = False,
+) -> None:
+    """Redo what another model version produced: speech for changed speech models, scoring for changed scorers."""
+    from bwc.config import load_config
+    from models.locate import ModelNotFoundError
+
+    stages = tuple(stage or ("speech", "scoring"))
+    unknown = [name for name in stages if name not in ("speech", "scoring")]
+    if unknown:
+        console.print(f"error: unknown stage {', '.join(unknown)} (speech, scoring)", markup=False)
+        raise typer.Exit(2)
+    try:
+        effective = load_config(models, config)
+        from pipelines.rescore import rescore_store
+
+        summary = rescore_store(store, effective, address=address, console=console, stages=stages, dry_run=dry_run)
+    except (ModelNotFoundError, FileNotFoundError, ValueError, RuntimeError) as error:
+        console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_RUN_FAILED) from None
+    plan = summary.plan
+    console.print(
+        f"outdated: speech {len(plan.speech)} recordings (now {plan.speech_version}), "
+        f"scoring {len(plan.scoring)} more (now {plan.scoring_version})",
+        markup=False,
+        highlight=False,
+    )
+    if dry_run:
+        raise typer.Exit(EXIT_OK)
+    console.print(
+        f"redone {len(summary.redone)}, failed {len(summary.failures)} in {summary.wall_s:.1f} s; report "
+        f"{summary.report_path}",
+        markup=False,
+        highlight=False,
+    )
+    for failure in summary.failures:
+        console.print(f"failed [{failure.stage}] {failure.path}: {failure.reason}", markup=False, highlight=False)
+    raise typer.Exit(EXIT_SOME_FILES_FAILED if summary.failures else EXIT_OK)
+
+
+@app.command()
 def score(
     table: Annotated[
         Path, typer.Argument(help="Transcript table (.csv/.tsv/.parquet): encounter_id, turn, role, text.")

@@ -38,7 +38,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bwc.records import Failure, Recording, ScoredEncounter, SpeechResult
+from bwc.records import AudioInfo, Failure, Metadata, Recording, ScoredEncounter, SpeechResult, UtteranceAcoustics
 from bwc.transcript import write_rttm, write_vtt
 
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -48,6 +48,7 @@ ACT_COLUMNS = (
     "gratitude", "apology", "command", "threat", "profanity", "insult", "informal_title", "accusation",
     "search_request", "documentation_request", "raised_voice",
 )  # fmt: skip
+METADATA_COLUMNS = ("evidence_id", "officer_id", "recorded_at", "incident_id", "category")  # of recordings
 BEHAVIOUR_COLUMNS = ("greeting_introduction", "reason_early", "safety_concern", "reassurance", "formal_title")
 
 SCHEMAS: dict[str, pa.Schema] = {
@@ -257,6 +258,15 @@ class Store:
         self._write_file(path, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2, default=str)))
         return path
 
+    def read_rows(self, table: str, recording_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Rows of ``table`` (all, or those of ``recording_ids``) as dicts; none when the table does not exist."""
+        folder = self.table_path(table)
+        if not any(folder.glob("part-*.parquet")):
+            return []
+        filters = [("recording_id", "in", list(recording_ids))] if recording_ids is not None else None
+        arrow_table = pq.read_table(folder, schema=SCHEMAS[table], filters=filters)
+        return arrow_table.to_pylist()
+
     def remove_stale_temporaries(self) -> list[Path]:
         """Delete hidden temporary files a killed run left behind (call only while holding the run lock)."""
         stale = [path for path in self.root.rglob(".*.tmp") if path.is_file()]
@@ -304,6 +314,33 @@ def recording_row(recording: Recording) -> dict[str, Any]:
         "incident_id": recording.metadata.incident_id,
         "category": recording.metadata.category,
     }
+
+
+def recording_from_row(row: dict[str, Any]) -> Recording:
+    """The :class:`~bwc.records.Recording` a ``recordings`` row was written from (the inverse of
+    :func:`recording_row`)."""
+    return Recording(
+        recording_id=row["recording_id"],
+        path=row["path"],
+        sha256=row["sha256"],
+        size_bytes=row["size_bytes"],
+        audio=AudioInfo(
+            duration_s=row["duration_s"],
+            sample_rate=row["sample_rate"],
+            channels=row["channels"],
+            format=row["format"],
+            codec=row["codec"],
+            has_video=row["has_video"],
+        ),
+        metadata=Metadata(**{name: row[name] for name in METADATA_COLUMNS}),
+    )
+
+
+def acoustics_from_row(row: dict[str, Any]) -> UtteranceAcoustics | None:
+    """The acoustics an ``utterances`` row carries; None when it was written without them."""
+    if row.get("level_db") is None:
+        return None
+    return UtteranceAcoustics(**{name: row[name] for name in UtteranceAcoustics.__dataclass_fields__})
 
 
 def utterance_score_rows(scored: ScoredEncounter) -> list[dict[str, Any]]:

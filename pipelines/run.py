@@ -207,7 +207,7 @@ def _run(
     duplicates: list[tuple[str, str]] = []
 
     with ray_session(address, console):
-        recordings, ingest_failures = _ingest(plan.ingest, metadata, config)
+        recordings, ingest_failures = ingest_paths(plan.ingest, metadata, config)
         for failed in ingest_failures:
             stat = plan.stats.get(failed.path)
             key = _file_key(Path(failed.path), stat) if stat else f"file:{failed.path}"
@@ -238,7 +238,7 @@ def _run(
         process(list(unique.values()), config, models, writer, console, "speech")
     failures += writer.failures
 
-    store.write_current_failures(_failure_rows(catalog))
+    store.write_current_failures(failure_rows(catalog))
     summary = RunSummary(
         run_id=run_id,
         files_seen=len(paths),
@@ -383,7 +383,7 @@ def _file_key(path: Path, stat: os.stat_result) -> str:
     return f"file:{path}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def _failure_rows(catalog: Catalog) -> list[Failure]:
+def failure_rows(catalog: Catalog) -> list[Failure]:
     return [
         Failure(
             path=row.path or "",
@@ -397,7 +397,10 @@ def _failure_rows(catalog: Catalog) -> list[Failure]:
     ]
 
 
-def _ingest(paths: Sequence[Path], metadata: MetadataTable, config: BwcConfig) -> tuple[list[Recording], list[Failure]]:
+def ingest_paths(
+    paths: Sequence[Path], metadata: MetadataTable, config: BwcConfig
+) -> tuple[list[Recording], list[Failure]]:
+    """Hash and probe ``paths`` in parallel Ray tasks; recordings sorted by path, and the files that failed."""
     if not paths:
         return [], []
     dataset = ray.data.from_items([{"path": str(path)} for path in paths], override_num_blocks=len(paths)).map(
