@@ -1,7 +1,8 @@
 """The ``bwc`` command line.
 
-Exit status of ``bwc run``: 0 every file processed; 3 the run completed but some files failed (see
-``STORE/failures``); 1 the run itself failed (missing models, bad configuration, a crash); 2 usage error.
+Exit status of ``bwc run`` and ``bwc rescore``: 0 every file processed; 3 the run completed but some files failed
+(see ``STORE/failures``); 1 the run itself failed (missing models, bad configuration, another run holding the store,
+a pass that kept losing nodes: what it did not finish stays pending for the next run); 2 usage error.
 """
 
 from __future__ import annotations
@@ -144,6 +145,62 @@ def rescore(
 
 
 @app.command()
+def plan(
+    hours_per_night: Annotated[float, typer.Option("--hours-per-night", help="Hours of footage recorded per night.")],
+    window_hours: Annotated[float, typer.Option("--window-hours", help="Hours the nightly batch may run.")] = 8.0,
+    headroom: Annotated[float, typer.Option("--headroom", help="Spare capacity for retries and peaks (>= 1).")] = 1.25,
+    cores_per_node: Annotated[int, typer.Option("--cores-per-node", help="CPU cores of one node.")] = 32,
+    gpus_per_node: Annotated[int, typer.Option("--gpus-per-node", help="GPUs of one GPU node.")] = 1,
+    store: Annotated[
+        Path | None,
+        typer.Option("--store", help="Use this store's own run reports (your machines, your footage).", exists=True),
+    ] = None,
+    measurements: Annotated[
+        Path | None, typer.Option("--measurements", help="Benchmark measurements (default benchmarks/capacity.json).")
+    ] = None,
+) -> None:
+    """How many CPU or GPU nodes a night's footage needs, from measured throughput (naming where it was measured)."""
+    from bwc.capacity import BENCHMARK_MEASUREMENTS, load_measurements, plan_nodes, store_measurements
+
+    try:
+        found = store_measurements(store) if store else load_measurements(measurements or BENCHMARK_MEASUREMENTS)
+    except (FileNotFoundError, KeyError, ValueError) as error:
+        console.print(f"error: {error}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_RUN_FAILED) from None
+    if not found:
+        console.print("error: no run report with audio and resources to measure from", markup=False)
+        raise typer.Exit(EXIT_RUN_FAILED)
+    lines = [
+        f"{hours_per_night:g} audio hours per night in {window_hours:g} h, with {headroom:g}x headroom "
+        f"({hours_per_night / window_hours:.1f} audio hours per wall hour):"
+    ]
+    for measurement in found:
+        try:
+            result = plan_nodes(hours_per_night, measurement, window_hours, headroom, cores_per_node, gpus_per_node)
+        except ValueError as error:
+            console.print(f"error: {error}", markup=False)
+            raise typer.Exit(2) from None
+        if measurement.device == "cuda":
+            lines.append(
+                f"  GPU: {result.speech_nodes} node(s) of {gpus_per_node} GPU ({result.speech_units:.1f} GPUs for "
+                f"speech) + {result.language_nodes} CPU node(s) of {cores_per_node} cores "
+                f"({result.language_cores:.1f} cores for attribution and scoring)"
+            )
+        else:
+            lines.append(
+                f"  CPU only: {result.speech_nodes} node(s) of {cores_per_node} cores ({result.speech_units:.1f} "
+                f"cores for speech + {result.language_cores:.1f} for attribution and scoring)"
+            )
+        lines.append(f"    throughput: {measurement.describe()}")
+    if not any(m.device == "cuda" for m in found):
+        lines.append(
+            "  GPU: no GPU measurement yet: run `python benchmarks/capacity.py --gpus-per-worker 0.5` on a GPU node, "
+            "or plan from a GPU cluster's own reports with --store"
+        )
+    typer.echo("\n".join(lines))
+
+
+@app.command()
 def score(
     table: Annotated[
         Path, typer.Argument(help="Transcript table (.csv/.tsv/.parquet): encounter_id, turn, role, text.")
@@ -202,11 +259,22 @@ def _file_digest(path: Path) -> str:
 @models_app.command("make-tiny")
 def models_make_tiny(
     directory: Annotated[Path, typer.Argument(help="Where to write the checkpoints.")],
+    whisper_size: Annotated[
+        str | None, typer.Option("--whisper-size", help="Random whisper at a real size (tiny…large-v3): benchmarks.")
+    ] = None,
+    full_size_pyannote: Annotated[
+        bool, typer.Option("--full-size-pyannote", help="PyanNet and WeSpeakerResNet34 at real size: benchmarks.")
+    ] = False,
+    sample_len: Annotated[int | None, typer.Option("--sample-len", help="Whisper tokens per 30 s window.")] = None,
 ) -> None:
-    """Write tiny random-weight whisper and pyannote checkpoints (offline tests and demos)."""
-    from models.tiny import make_tiny_models
+    """Write random-weight whisper and pyannote checkpoints: tiny for offline tests and demos, real-size for
+    benchmarks (they cost what real weights cost)."""
+    from models.tiny import WHISPER_SIZES, make_tiny_models
 
-    path = make_tiny_models(directory)
+    if whisper_size and whisper_size not in WHISPER_SIZES:
+        console.print(f"error: --whisper-size must be one of {', '.join(WHISPER_SIZES)}", markup=False)
+        raise typer.Exit(2)
+    path = make_tiny_models(directory, whisper_size, full_size_pyannote, sample_len)
     console.print(f"tiny models written; use them with --models {directory} ({path})")
 
 

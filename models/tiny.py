@@ -41,25 +41,38 @@ TEXT_EMBEDDING_GAIN = 4.0  # see module docstring: makes the random decoder alwa
 EMBEDDING_DIMENSION = 32
 LDA_DIMENSION = 16
 SEED = 0
+# openai/whisper's published sizes: (width, heads, layers per stack, mel bins, vocabulary). Random weights at these
+# sizes cost what the real models cost, for benchmarks and capacity planning; tests use the tiny default.
+WHISPER_SIZES = {
+    "tiny": (384, 6, 4, 80, 51865),
+    "base": (512, 8, 6, 80, 51865),
+    "small": (768, 12, 12, 80, 51865),
+    "medium": (1024, 16, 24, 80, 51865),
+    "large-v3": (1280, 20, 32, 128, 51866),
+}
+REAL_EMBEDDING_DIMENSION = 256  # WeSpeakerResNet34's, as in pyannote's community-1 pipeline
+REAL_LDA_DIMENSION = 128
 
 
-def make_tiny_whisper(path: Path, seed: int = SEED) -> Path:
-    """A whisper checkpoint with real vocabulary and mel bins, 2 layers of width 64 (about 15 MB)."""
+def make_tiny_whisper(path: Path, seed: int = SEED, size: str | None = None) -> Path:
+    """A whisper checkpoint with real vocabulary and mel bins, 2 layers of width 64 (about 15 MB); or, with
+    ``size`` (a key of :data:`WHISPER_SIZES`), random weights at that real model's size."""
     from whisper.model import ModelDimensions, Whisper
     from whisper.tokenizer import get_tokenizer
 
     torch.manual_seed(seed)
+    width, heads, layers, mels, vocabulary = WHISPER_SIZES[size] if size else (64, 2, 2, 80, 51865)
     dims = ModelDimensions(
-        n_mels=80,
+        n_mels=mels,
         n_audio_ctx=1500,  # fixed by whisper's 30 s window
-        n_audio_state=64,
-        n_audio_head=2,
-        n_audio_layer=2,
-        n_vocab=51865,  # multilingual tokenizer
+        n_audio_state=width,
+        n_audio_head=heads,
+        n_audio_layer=layers,
+        n_vocab=vocabulary,  # multilingual tokenizer
         n_text_ctx=448,
-        n_text_state=64,
-        n_text_head=2,
-        n_text_layer=2,
+        n_text_state=width,
+        n_text_head=heads,
+        n_text_layer=layers,
     )
     model = Whisper(dims)
     tokenizer = get_tokenizer(multilingual=True, num_languages=model.num_languages)
@@ -75,20 +88,26 @@ def make_tiny_whisper(path: Path, seed: int = SEED) -> Path:
     return path
 
 
-def make_tiny_pyannote(directory: Path, seed: int = SEED) -> Path:
-    """A pyannote diarization pipeline directory with small PyanNet, XVectorSincNet and an identity-like PLDA."""
+def make_tiny_pyannote(directory: Path, seed: int = SEED, real_size: bool = False) -> Path:
+    """A pyannote diarization pipeline directory with small PyanNet, XVectorSincNet and an identity-like PLDA; or,
+    with ``real_size``, PyanNet at pyannote's default size and WeSpeakerResNet34 (what community-1 runs)."""
     import lightning
     import pyannote.audio
     from pyannote.audio.core.task import Problem, Resolution, Specifications
-    from pyannote.audio.models.embedding import XVectorSincNet
+    from pyannote.audio.models.embedding import WeSpeakerResNet34, XVectorSincNet
     from pyannote.audio.models.segmentation import PyanNet
 
     torch.manual_seed(seed)
-    segmentation = PyanNet(
-        sincnet={"stride": 10},
-        lstm={"hidden_size": 32, "num_layers": 1, "bidirectional": True, "monolithic": True},
-        linear={"hidden_size": 32, "num_layers": 1},
-    )
+    if real_size:
+        segmentation = PyanNet()
+        embedding_dimension, lda_dimension = REAL_EMBEDDING_DIMENSION, REAL_LDA_DIMENSION
+    else:
+        segmentation = PyanNet(
+            sincnet={"stride": 10},
+            lstm={"hidden_size": 32, "num_layers": 1, "bidirectional": True, "monolithic": True},
+            linear={"hidden_size": 32, "num_layers": 1},
+        )
+        embedding_dimension, lda_dimension = EMBEDDING_DIMENSION, LDA_DIMENSION
     # Same task as pyannote's community-1 segmentation: 10 s chunks, 3 speakers, powerset of at most 2 at once.
     segmentation.specifications = Specifications(
         problem=Problem.MONO_LABEL_CLASSIFICATION,
@@ -100,7 +119,7 @@ def make_tiny_pyannote(directory: Path, seed: int = SEED) -> Path:
         permutation_invariant=True,
     )
     segmentation.setup()
-    embedding = XVectorSincNet(dimension=EMBEDDING_DIMENSION)
+    embedding = WeSpeakerResNet34() if real_size else XVectorSincNet(dimension=EMBEDDING_DIMENSION)
     embedding.specifications = Specifications(problem=Problem.REPRESENTATION, resolution=Resolution.CHUNK, duration=3.0)
     embedding.setup()
     for name, model in (("segmentation", segmentation), ("embedding", embedding)):
@@ -114,19 +133,19 @@ def make_tiny_pyannote(directory: Path, seed: int = SEED) -> Path:
         torch.save(checkpoint, directory / name / "pytorch_model.bin")
 
     rng = np.random.default_rng(seed)
-    lda = np.linalg.qr(rng.standard_normal((EMBEDDING_DIMENSION, EMBEDDING_DIMENSION)))[0][:, :LDA_DIMENSION]
+    lda = np.linalg.qr(rng.standard_normal((embedding_dimension, embedding_dimension)))[0][:, :lda_dimension]
     (directory / "plda").mkdir(parents=True, exist_ok=True)
     np.savez(
         directory / "plda" / "xvec_transform.npz",
-        mean1=np.zeros(EMBEDDING_DIMENSION),
-        mean2=np.zeros(LDA_DIMENSION),
+        mean1=np.zeros(embedding_dimension),
+        mean2=np.zeros(lda_dimension),
         lda=lda,
     )
     np.savez(
         directory / "plda" / "plda.npz",
-        mu=np.zeros(LDA_DIMENSION),
-        tr=np.eye(LDA_DIMENSION),
-        psi=np.linspace(2.0, 0.5, LDA_DIMENSION),
+        mu=np.zeros(lda_dimension),
+        tr=np.eye(lda_dimension),
+        psi=np.linspace(2.0, 0.5, lda_dimension),
     )
     config = {
         "version": pyannote.audio.__version__,
@@ -150,25 +169,30 @@ def make_tiny_pyannote(directory: Path, seed: int = SEED) -> Path:
     return directory
 
 
-def make_tiny_models(directory: Path) -> Path:
-    """Write tiny whisper and pyannote checkpoints and the ``models.yaml`` that points at them."""
+def make_tiny_models(
+    directory: Path, whisper_size: str | None = None, real_size_pyannote: bool = False, sample_len: int | None = None
+) -> Path:
+    """Write random-weight whisper and pyannote checkpoints and the ``models.yaml`` that points at them: tiny by
+    default (tests), or at real sizes (benchmarks: they cost what real weights cost)."""
     directory = directory.expanduser().absolute()
-    make_tiny_whisper(directory / WHISPER_FILE)
-    make_tiny_pyannote(directory / PYANNOTE_DIR)
+    whisper_file = f"whisper/{whisper_size}-random.pt" if whisper_size else WHISPER_FILE
+    pyannote_dir = "pyannote/fullsize-random-diarization" if real_size_pyannote else PYANNOTE_DIR
+    make_tiny_whisper(directory / whisper_file, size=whisper_size)
+    make_tiny_pyannote(directory / pyannote_dir, real_size=real_size_pyannote)
     models_config = {
         "tiny_models": True,
         "whisper": {
-            "model": WHISPER_FILE,
+            "model": whisper_file,
             "language": "en",
             "temperature": 0.0,
-            "sample_len": TINY_SAMPLE_LEN,
+            "sample_len": sample_len or TINY_SAMPLE_LEN,
             "condition_on_previous_text": False,
         },
-        "diarization": {"pipeline": PYANNOTE_DIR},
+        "diarization": {"pipeline": pyannote_dir},
     }
     path = directory / MODELS_CONFIG_NAME
     path.write_text(
-        "# Random-weight test checkpoints written by `bwc models make-tiny`: transcripts are meaningless.\n"
+        "# Random-weight checkpoints written by `bwc models make-tiny`: transcripts are meaningless.\n"
         + yaml.safe_dump(models_config, sort_keys=False),
         encoding="utf-8",
     )

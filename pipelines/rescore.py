@@ -44,6 +44,7 @@ from pipelines.run import (
     failure_rows,
     ingest_paths,
     process,
+    recover_interrupted,
     store_lock,
 )
 from pipelines.workers import StoredTranscript, ray_session, speech_version
@@ -121,6 +122,7 @@ def rescore_store(
     with store_lock(store.root, config.run.lock_wait_s):
         catalog = Catalog.for_store(store.root, config.run.catalog_url)
         try:
+            recover_interrupted(store, catalog, console)
             plan = plan_rescore(catalog, config, stages)
             if dry_run:
                 return RescoreSummary(run_id, plan, (), (), time.perf_counter() - started)

@@ -77,6 +77,7 @@ class RunSummary:
     already_done: tuple[str, ...] = ()  # paths skipped: unchanged and complete in the catalog
     settling: tuple[str, ...] = ()  # paths left for the next run: modified within the settle time
     given_up: tuple[str, ...] = ()  # paths skipped: failed run.max_attempts times
+    resources: dict[str, Any] = field(default_factory=dict)  # what the stages ran on (for `bwc plan`)
 
     @property
     def realtime_factor(self) -> float:
@@ -102,6 +103,7 @@ class RunSummary:
             "x_realtime": self.realtime_factor,
             "stage_s": self.stage_s,
             "model_versions": self.model_versions,
+            "resources": self.resources,
         }
 
 
@@ -132,14 +134,8 @@ def run_batch(
     paths = discover(inputs)
     store = Store(store_dir)
     with store_lock(store.root, config.run.lock_wait_s):
-        for leftover in store.remove_stale_temporaries():
-            console.print(f"[yellow]removed[/] {leftover}, left by an interrupted run")
         catalog = Catalog.for_store(store.root, config.run.catalog_url)
-        for interrupted in catalog.running():  # the lock is ours, so whoever left these is gone
-            catalog.end_run(interrupted.run_id, "interrupted")
-            console.print(
-                f"[yellow]run {interrupted.run_id}[/] on {interrupted.host} was interrupted; finishing its work"
-            )
+        recover_interrupted(store, catalog, console)
         catalog.begin_run(run_id, socket.gethostname(), os.getpid())
         status = "failed"
         try:
@@ -149,6 +145,18 @@ def run_batch(
         finally:
             catalog.end_run(run_id, status)
             catalog.close()
+
+
+def recover_interrupted(store: Store, catalog: Catalog, console: Console) -> None:
+    """Clean up after runs that were killed: their hidden temporaries go, and they are recorded as interrupted.
+
+    Call only while holding the store's lock: whoever left these is then gone.
+    """
+    for leftover in store.remove_stale_temporaries():
+        console.print(f"[yellow]removed[/] {leftover}, left by an interrupted run")
+    for interrupted in catalog.running():
+        catalog.end_run(interrupted.run_id, "interrupted")
+        console.print(f"[yellow]run {interrupted.run_id}[/] on {interrupted.host} was interrupted; finishing its work")
 
 
 @dataclass
@@ -253,6 +261,7 @@ def _run(
         already_done=tuple(plan.done),
         settling=tuple(plan.settling),
         given_up=tuple(plan.given_up),
+        resources=stage_resources(config),
     )
     report_path = store.write_report(run_id, summary.as_report())
     return replace(summary, report_path=str(report_path))
@@ -325,6 +334,23 @@ class OutputWriter:
                                   failed.path)  # fmt: skip
         self.failures.append(replace(failed, attempts=state.attempts))
         self.console.print(f"[red]failed[/] [{failed.stage}] {failed.path}: {failed.reason}")
+
+
+def stage_resources(config: BwcConfig) -> dict[str, Any]:
+    """What each speech and language actor was given: with the per-stage seconds, a measured throughput per CPU
+    core and per GPU (``bwc plan``)."""
+    run = config.run
+    on_gpu = run.gpus_per_speech_worker > 0 and run.device != "cpu"
+    return {
+        "speech_device": "cuda" if on_gpu else "cpu",
+        "speech_workers": run.speech_workers,
+        "cpus_per_speech_worker": run.cpus_per_speech_worker,
+        "gpus_per_speech_worker": run.gpus_per_speech_worker if on_gpu else 0.0,
+        "scoring_workers": run.scoring_workers,
+        "cpus_per_scoring_worker": run.cpus_per_scoring_worker,
+        "whisper": config.whisper.model,
+        "diarization": config.diarization.pipeline,
+    }
 
 
 class PassLostError(RuntimeError):

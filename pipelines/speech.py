@@ -15,7 +15,9 @@ Example
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
+import numpy as np
 import torch
 
 from bwc.acoustics import measure_span, noise_floor_db
@@ -61,8 +63,13 @@ class SpeechStage:
     def __call__(self, recording: Recording) -> SpeechResult:
         clock = time.perf_counter()
         audio = read_pcm(recording.path)
-        decode_s, clock = _lap(clock)
+        decode_s, _ = _lap(clock)
+        result = self.process(recording, audio)
+        return replace(result, timings=replace(result.timings, decode_s=decode_s))
 
+    def process(self, recording: Recording, audio: np.ndarray) -> SpeechResult:
+        """The stage on audio already decoded to 16 kHz mono float32 (``__call__`` decodes, then calls this)."""
+        clock = time.perf_counter()
         regions = self.vad.detect(audio)
         vad_s, clock = _lap(clock)
 
@@ -89,7 +96,6 @@ class SpeechStage:
             language=language,
             acoustics=acoustics,
             timings=StageTimings(
-                decode_s=decode_s,
                 vad_s=vad_s,
                 asr_s=asr_s,
                 diarization_s=diarization_s,

@@ -165,3 +165,18 @@ def test_originals_are_untouched(run_output) -> None:
     _, _, hashes = run_output
     for path, digest in hashes.items():
         assert sha256_file(path) == digest, path
+
+
+def test_plan_from_the_stores_own_reports(run_output) -> None:
+    """The run report records what the actors had; `bwc plan --store` turns it into nodes, naming its source."""
+    store, _, _ = run_output
+    report = json.loads(next((store / "runs").glob("*.json")).read_text())
+    assert report["resources"]["speech_device"] == "cpu" and report["resources"]["cpus_per_speech_worker"] == 1
+    planned = subprocess.run(
+        [sys.executable, "-m", "bwc.cli", "plan", "--hours-per-night", "100", "--store", str(store),
+         "--cores-per-node", "16"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert planned.returncode == 0, planned.stderr
+    assert "CPU only:" in planned.stdout and f"{store / 'runs'} (1 reports)" in planned.stdout
+    assert "no GPU measurement yet" in planned.stdout
