@@ -94,7 +94,8 @@ def measurements_from_reports(reports: list[dict[str, Any]], source: str, hardwa
         total["audio"] += audio_s
         total["speech"] += sum(stages.get(name, 0.0) for name in SPEECH_STAGES) * speech_units
         total["scoring"] += stages.get(SCORING_STAGE, 0.0) * max(1.0, resources["cpus_per_scoring_worker"])
-        models[device] = f"whisper {resources.get('whisper')}, diarization {resources.get('diarization')}"
+        whisper, diarization = (Path(str(resources.get(key))).name for key in ("whisper", "diarization"))
+        models[device] = f"whisper {whisper}, diarization {diarization}"
     return [
         Measurement(
             device=device,

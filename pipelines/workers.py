@@ -146,7 +146,7 @@ def stream(items: Sequence[Item], config: BwcConfig, models: ResolvedModels | No
                 "threads": max(1, int(run.cpus_per_speech_worker)),
             },
             batch_size=1,
-            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, run.speech_workers)),
+            compute=_pool(run.speech_workers),
             num_cpus=run.cpus_per_speech_worker,
             num_gpus=run.gpus_per_speech_worker,
             **custom_resources(run.speech_resources),
@@ -158,12 +158,24 @@ def stream(items: Sequence[Item], config: BwcConfig, models: ResolvedModels | No
             "threads": max(1, int(run.cpus_per_scoring_worker)),
         },
         batch_size=1,
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, run.scoring_workers)),
+        compute=_pool(run.scoring_workers),
         num_cpus=run.cpus_per_scoring_worker,
         **custom_resources(run.scoring_resources),
     )
     for row in dataset.iter_rows():
         yield pickle.loads(row["item"])
+
+
+def _pool(workers: int) -> ray.data.ActorPoolStrategy:
+    """``workers`` actors from the start; the pass goes on with fewer when a node is lost.
+
+    One recording in flight per actor: recordings take minutes each, and an actor holding a queue of them while
+    another sits idle would leave the end of a batch to one actor.
+    """
+    workers = max(1, workers)
+    return ray.data.ActorPoolStrategy(
+        min_size=1, max_size=workers, initial_size=workers, max_tasks_in_flight_per_actor=1
+    )
 
 
 def custom_resources(resources: dict[str, float]) -> dict[str, Any]:

@@ -60,3 +60,26 @@ def test_measurements_from_reports_count_the_units_actors_held() -> None:
     assert cpu.scoring_x_per_core == pytest.approx(7200 / 72)
     assert gpu.speech_x_per_unit == pytest.approx(36000 / (900 * 0.5))  # per whole GPU: 80x realtime
     assert not math.isinf(gpu.scoring_x_per_core)
+
+
+def test_bwc_plan_uses_the_benchmarks_measurements_and_names_them() -> None:
+    import subprocess
+    import sys
+
+    from bwc.capacity import load_measurements
+
+    devices = {m.device: m for m in load_measurements()}
+    assert set(devices) == {"cpu", "cuda"}, "benchmarks/capacity.json holds a CPU and a GPU measurement"
+    planned = subprocess.run(
+        [sys.executable, "-m", "bwc.cli", "plan", "--hours-per-night", "120", "--cores-per-node", "32"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert planned.returncode == 0, planned.stderr
+    expected = plan_nodes(120, devices["cuda"], cores_per_node=32)
+    assert f"GPU: {expected.speech_nodes} node(s)" in planned.stdout
+    assert devices["cpu"].source in planned.stdout and devices["cuda"].source in planned.stdout
+    refused = subprocess.run(
+        [sys.executable, "-m", "bwc.cli", "plan", "--hours-per-night", "10", "--headroom", "0.5"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "headroom" in refused.stderr
