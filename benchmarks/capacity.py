@@ -32,7 +32,7 @@ import numpy as np
 import yaml
 
 from bwc.audio import SAMPLE_RATE, read_pcm, write_audio
-from bwc.capacity import CAPACITY_FILE, Measurement, measurement_from_report
+from bwc.capacity import CAPACITY_FILE, Measurement, measurement_from_report, save_measurement
 from bwc.demo import make_demo_footage, road_noise
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
@@ -101,7 +101,7 @@ def main() -> None:
         report = json.loads(next((store / "runs").glob("*.json")).read_text())
 
     measurement = measurement_from_report(report, source=command, hardware=_hardware(args.gpus_per_worker))
-    _save(measurement, args.out)
+    save_measurement(measurement, args.out)
     _append_results(measurement, report, audio_s, args)
     print(measurement.describe())
 
@@ -112,13 +112,6 @@ def _hardware(gpus_per_worker: float) -> str:
 
         return f"{torch.cuda.get_device_name(0)}, {os.cpu_count()} cores"
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-
-
-def _save(measurement: Measurement, path: Path) -> None:
-    """Keep one measurement per device kind in ``capacity.json`` (the newest)."""
-    existing = json.loads(path.read_text()) if path.exists() else {"measurements": []}
-    kept = [m for m in existing["measurements"] if m["device"] != measurement.device]
-    path.write_text(json.dumps({"measurements": [*kept, measurement.as_dict()]}, indent=2) + "\n")
 
 
 def _append_results(measurement: Measurement, report: dict, audio_s: float, args: argparse.Namespace) -> None:

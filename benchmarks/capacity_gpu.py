@@ -21,8 +21,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from bwc.records import Recording
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
 CAPACITY = Path(__file__).parent / "capacity.json"
@@ -45,7 +49,6 @@ def measure(directory: Path, whisper_size: str, sample_len: int, out: Path, shar
     import torch
 
     from bwc.config import load_config
-    from bwc.records import AudioInfo, Recording
     from models.locate import ResolvedModels
     from models.tiny import make_tiny_models
     from pipelines.speech import SpeechStage
@@ -57,14 +60,14 @@ def measure(directory: Path, whisper_size: str, sample_len: int, out: Path, shar
     index, count = (int(part) for part in shard.split("/"))
     arrays = sorted(directory.glob("*.npy"))[index::count]  # processes sharing one GPU each take a shard
     warm = _load(arrays[0])[: 16000 * 60]  # first call compiles kernels and sizes allocators
-    stage.process(_recording(arrays[0], len(warm), AudioInfo, Recording), warm)
+    stage.process(_recording(arrays[0], len(warm)), warm)
     torch.cuda.synchronize()
     audio_s = busy_s = 0.0
     stage_s: dict[str, float] = {}
     for path in arrays:
         audio = _load(path)
         started = time.perf_counter()
-        result = stage.process(_recording(path, len(audio), AudioInfo, Recording), audio)
+        result = stage.process(_recording(path, len(audio)), audio)
         torch.cuda.synchronize()
         busy_s += time.perf_counter() - started
         audio_s += len(audio) / 16000
@@ -89,10 +92,13 @@ def _load(path: Path) -> np.ndarray:
     return np.load(path).astype(np.float32) / 32768.0
 
 
-def _recording(path: Path, samples: int, audio_info: type, recording: type):  # type: ignore[no-untyped-def]
-    info = audio_info(duration_s=samples / 16000, sample_rate=16000, channels=1, format="npy", codec="f32",
+def _recording(path: Path, samples: int) -> Recording:
+    """A stand-in catalog entry for audio carried as an array (the stage reads only ids and duration from it)."""
+    from bwc.records import AudioInfo, Recording
+
+    info = AudioInfo(duration_s=samples / 16000, sample_rate=16000, channels=1, format="npy", codec="f32",
                       has_video=False)  # fmt: skip
-    return recording(recording_id=path.stem, path=str(path), sha256=path.stem, size_bytes=samples * 4, audio=info)
+    return Recording(recording_id=path.stem, path=str(path), sha256=path.stem, size_bytes=samples * 4, audio=info)
 
 
 def record(paths: list[Path], command: str) -> None:
@@ -101,7 +107,7 @@ def record(paths: list[Path], command: str) -> None:
     Several files are shards measured at the same time on one GPU: the GPU's throughput is all their audio over the
     longest of their busy times.
     """
-    from bwc.capacity import Measurement
+    from bwc.capacity import Measurement, load_measurements, save_measurement
 
     shards = [json.loads(path.read_text()) for path in paths]
     audio_s = sum(shard["audio_s"] for shard in shards)
@@ -110,18 +116,17 @@ def record(paths: list[Path], command: str) -> None:
     for shard in shards:
         for name, seconds in shard["stage_s"].items():
             stage_s[name] = stage_s.get(name, 0.0) + seconds
-    existing = json.loads(CAPACITY.read_text()) if CAPACITY.exists() else {"measurements": []}
-    cpu = [m for m in existing["measurements"] if m["device"] == "cpu"]
+    cpu = [m for m in load_measurements(CAPACITY) if m.device == "cpu"] if CAPACITY.exists() else []
     sharing = f", {len(shards)} processes sharing it" if len(shards) > 1 else ""
     gpu = Measurement(
         device="cuda",
         speech_x_per_unit=audio_s / busy_s,
-        scoring_x_per_core=cpu[0]["scoring_x_per_core"] if cpu else float("inf"),
+        scoring_x_per_core=cpu[0].scoring_x_per_core if cpu else float("inf"),
         models=shards[0]["models"],
         hardware=shards[0]["hardware"].split(",")[0] + sharing,
         source=command,
     )
-    CAPACITY.write_text(json.dumps({"measurements": [*cpu, gpu.as_dict()]}, indent=2) + "\n")
+    save_measurement(gpu, CAPACITY)
     stages = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in stage_s.items())
     busy = ", ".join(f"{shard['busy_s']:.1f}" for shard in shards)
     peak = max(shard["peak_gpu_memory_gib"] for shard in shards)

@@ -117,6 +117,12 @@ def load_measurements(path: Path = BENCHMARK_MEASUREMENTS) -> list[Measurement]:
     return [Measurement(**entry) for entry in json.loads(path.read_text())["measurements"]]
 
 
+def save_measurement(measurement: Measurement, path: Path = BENCHMARK_MEASUREMENTS) -> None:
+    """Keep ``measurement`` in ``path``, replacing the one of the same device kind (the newest wins)."""
+    kept = [m for m in load_measurements(path) if m.device != measurement.device] if path.is_file() else []
+    path.write_text(json.dumps({"measurements": [m.as_dict() for m in [*kept, measurement]]}, indent=2) + "\n")
+
+
 def store_measurements(store: Path) -> list[Measurement]:
     """Measurements from a store's own run reports: this department's machines and footage."""
     paths = sorted((store / "runs").glob("*.json"))

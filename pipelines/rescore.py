@@ -41,6 +41,7 @@ from pipelines.run import (
     SCORING,
     SPEECH,
     OutputWriter,
+    failure_report,
     failure_rows,
     ingest_paths,
     process,
@@ -83,9 +84,7 @@ class RescoreSummary:
             "scoring_version": self.plan.scoring_version,
             "processed": len(self.redone),
             "failed": len(self.failures),
-            "failures": [
-                {"path": f.path, "sha256": f.sha256, "stage": f.stage, "reason": f.reason} for f in self.failures
-            ],
+            "failures": failure_report(self.failures),
             "wall_s": self.wall_s,
         }
 
@@ -150,7 +149,6 @@ def _rescore(
     started: float,
 ) -> RescoreSummary:
     stored = {row["sha256"]: recording_from_row(row) for row in store.read_rows("recordings")}
-    failures: list[Failure] = []
     writer = OutputWriter(store, catalog, run_id, console)
     with ray_session(address, console):
         recordings, unchanged_failures = _originals_again([stored[s] for s in plan.speech if s in stored], config)
@@ -162,12 +160,12 @@ def _rescore(
 
         transcripts = _stored_transcripts(store, [stored[s] for s in plan.scoring if s in stored])
         process(transcripts, config, None, writer, console, "scoring")
-    failures += writer.failures
     missing = [s for s in (*plan.speech, *plan.scoring) if s not in stored]
     for sha256 in missing:
         console.print(f"[yellow]not in the store's recordings table[/] {sha256}: left as it is")
     store.write_current_failures(failure_rows(catalog))
-    summary = RescoreSummary(run_id, plan, tuple(writer.processed), tuple(failures), time.perf_counter() - started)
+    wall_s = time.perf_counter() - started
+    summary = RescoreSummary(run_id, plan, tuple(writer.processed), tuple(writer.failures), wall_s)
     report_path = store.write_report(run_id, summary.as_report())
     return replace(summary, report_path=str(report_path))
 

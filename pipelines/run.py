@@ -94,9 +94,7 @@ class RunSummary:
             "processed": len(self.processed),
             "duplicates": [{"path": a, "same_as": b} for a, b in self.duplicates],
             "failed": len(self.failures),
-            "failures": [
-                {"path": f.path, "sha256": f.sha256, "stage": f.stage, "reason": f.reason} for f in self.failures
-            ],
+            "failures": failure_report(self.failures),
             "audio_hours": self.audio_s / 3600,
             "speech_hours": self.speech_s / 3600,
             "wall_s": self.wall_s,
@@ -407,6 +405,11 @@ def _unfinished(catalog: Catalog, sha256: str, max_attempts: int) -> bool:
 def _file_key(path: Path, stat: os.stat_result) -> str:
     """Catalog key of a file that could not be ingested: its path and version (a replaced file is tried afresh)."""
     return f"file:{path}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def failure_report(failures: Sequence[Failure]) -> list[dict[str, Any]]:
+    """Failures as a run report lists them."""
+    return [{"path": f.path, "sha256": f.sha256, "stage": f.stage, "reason": f.reason} for f in failures]
 
 
 def failure_rows(catalog: Catalog) -> list[Failure]:
