@@ -99,6 +99,44 @@ class ScoringConfig(_Section):
     min_role_confidence: float = 0.55  # officer attribution below this marks the recording's roles unsure
 
 
+class FlagsConfig(_Section):
+    """Department-relative flags: encounters that went particularly poorly or particularly well."""
+
+    poor_percentile: float = 90.0  # flag `poor` at or above this percentile of the department's poor scores
+    exemplary_percentile: float = 90.0  # flag `exemplary` at or above this percentile of exemplary scores
+    exemplary_min_behaviours: int = 5  # trained behaviours (of five) an exemplary encounter must show
+    shrinkage_utterances: float | None = None  # prior strength k in officer utterances; None = estimated from the store
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "low_respect": 1.0,
+            "escalation": 1.0,
+            "threat": 1.0,
+            "insult": 1.0,
+            "profanity": 0.5,
+            "command_before_reason": 0.5,
+        }
+    )  # poor-score component -> weight on its department z-score
+    max_spans: int = 5  # utterances kept as the spans that drove a flag
+
+
+class ClipsConfig(_Section):
+    """Clips cut from originals around flagged spans."""
+
+    pad_before_s: float = 3.0  # seconds of context before a flagged span
+    pad_after_s: float = 2.0  # seconds of context after it
+    merge_gap_s: float = 2.0  # padded spans of one recording closer than this become one clip
+    video: bool = True  # also cut a video clip when the original has video
+
+
+class ReviewConfig(_Section):
+    """The trainer review app."""
+
+    database_url: str | None = None  # SQLAlchemy URL for users, reviews and the audit log; None = STORE/review.sqlite
+    session_hours: float = 8.0  # a login lasts this long without activity
+    secure_cookies: bool = False  # set true when served over HTTPS (behind a reverse proxy)
+    pseudonym_key_file: str | None = None  # keyed-hash key for researcher views; None = STORE/secrets/pseudonym.key
+
+
 class RunConfig(_Section):
     """How the Ray pipeline is laid out."""
 
@@ -129,6 +167,9 @@ class BwcConfig(_Section):
     assembly: AssemblyConfig = Field(default_factory=AssemblyConfig)
     metadata: MetadataConfig = Field(default_factory=MetadataConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    flags: FlagsConfig = Field(default_factory=FlagsConfig)
+    clips: ClipsConfig = Field(default_factory=ClipsConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
     run: RunConfig = Field(default_factory=RunConfig)
     models_dir: str | None = None  # where the models came from (set by the loader, for messages)
     tiny_models: bool = False  # true when the models directory holds random-weight test checkpoints

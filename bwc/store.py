@@ -9,6 +9,9 @@ Layout of ``STORE/``::
     catalog.sqlite                             the catalog (bwc/catalog.py), unless a database URL is configured
     utterance_scores/part-<id>.parquet         one row per utterance: respect, acts, prosody (a recording or a table)
     encounter_scores/part-<id>.parquet         one row per encounter: respect, trajectory, behaviours, escalation
+    flags/part-current.parquet                 one row per flagged encounter and flag (poor | exemplary)
+    clips/part-current.parquet                 one row per clip cut around flagged spans
+    clips/files/<clip_id>.ogg|.mp4             the clips themselves
     transcripts/<recording_id>.vtt             WebVTT, one cue per utterance, <v speaker> voice tags
     diarization/<recording_id>.rttm            RTTM of the speaker turns
     runs/<run_id>.json                         run report
@@ -152,6 +155,41 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("officer_speaker", pa.string()),  # audio path: diarization label attributed to the officer
             ("role_confidence", pa.float64()),  # audio path: attribution confidence, 0..1
             ("model_version", pa.string()),
+        ]
+    ),
+    "flags": pa.schema(
+        [
+            ("encounter_id", pa.string()),
+            ("flag", pa.string()),  # poor | exemplary
+            ("score", pa.float64()),  # the flag's score: weighted department z-scores of shrunk components
+            ("percentile", pa.float64()),  # of that score among all scored encounters in the store, 0..100
+            ("reasons", pa.string()),  # "; "-joined reasons, with the words behind them
+            ("spans", pa.string()),  # JSON list: {utterance_id, recording_id, turn, start, end, why}
+            ("recording_id", pa.string()),  # audio path only
+            ("officer_id", pa.string()),
+            ("recorded_at", UTC_TIMESTAMP),
+            ("n_officer_utterances", pa.int32()),
+            ("respect_shrunk", pa.float64()),  # mean officer respect shrunk towards the department mean
+            ("flagged_at", UTC_TIMESTAMP),
+            ("model_version", pa.string()),  # flag rules, thresholds, shrinkage and the scores' model version
+        ]
+    ),
+    "clips": pa.schema(
+        [
+            ("clip_id", pa.string()),  # first 16 hex digits of sha256(recording, start, end, kind)
+            ("encounter_id", pa.string()),
+            ("flag", pa.string()),  # poor | exemplary
+            ("recording_id", pa.string()),
+            ("utterance_ids", pa.string()),  # JSON list of the flagged utterances the clip covers
+            ("start", pa.float64()),  # seconds from the recording's start, padding included
+            ("end", pa.float64()),
+            ("kind", pa.string()),  # audio | video
+            ("file", pa.string()),  # path inside the store, e.g. clips/files/<clip_id>.ogg
+            ("sha256", pa.string()),  # of the clip file
+            ("size_bytes", pa.int64()),
+            ("original_path", pa.string()),
+            ("original_sha256", pa.string()),  # verified against the original just before cutting
+            ("created_at", UTC_TIMESTAMP),
         ]
     ),
 }
