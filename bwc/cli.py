@@ -8,6 +8,7 @@ a pass that kept losing nodes: what it did not finish stays pending for the next
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,8 +28,12 @@ EXIT_SOME_FILES_FAILED = 3
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Analyse body-worn-camera audio.")
 models_app = typer.Typer(no_args_is_help=True, help="Model weights: check, fetch, make tiny test checkpoints.")
 train_app = typer.Typer(no_args_is_help=True, help="Train the language models (respect, escalation).")
+review_app = typer.Typer(no_args_is_help=True, help="The trainer review app.")
+users_app = typer.Typer(no_args_is_help=True, help="Review app accounts (trainer, supervisor, researcher, admin).")
 app.add_typer(models_app, name="models")
 models_app.add_typer(train_app, name="train")
+app.add_typer(review_app, name="review")
+app.add_typer(users_app, name="users")
 console = Console(stderr=True)
 
 ModelsOption = Annotated[
@@ -223,7 +228,10 @@ def score(
         scored = stage(encounters)
         part = _file_digest(table)
         Store(store).write_scores(part, scored)
-    except (TranscriptTableError, ModelNotFoundError, FileNotFoundError, ValueError) as error:
+        from pipelines.flagging import flag_and_clip
+
+        flagging = flag_and_clip(store, effective)
+    except (TranscriptTableError, ModelNotFoundError, FileNotFoundError, ValueError, RuntimeError) as error:
         console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_RUN_FAILED) from None
     n_officer = sum(e.encounter.n_officer_utterances for e in scored)
@@ -232,7 +240,9 @@ def score(
         f"scored {len(scored)} encounters, {n_officer} officer utterances in {time.perf_counter() - started:.1f} s "
         f"({stage.model_version})\n"
         f"  {root / 'utterance_scores' / f'part-{part}.parquet'}\n"
-        f"  {root / 'encounter_scores' / f'part-{part}.parquet'}",
+        f"  {root / 'encounter_scores' / f'part-{part}.parquet'}\n"
+        f"{flagging.describe()}\n"
+        f"  {root / 'flags' / 'part-current.parquet'}",
         markup=False,
         highlight=False,
     )
@@ -254,6 +264,152 @@ def _file_digest(path: Path) -> str:
     from bwc.audio import sha256_file
 
     return "table-" + (sha256_file(path)[:16] if path.is_file() else path.name)
+
+
+@app.command()
+def flag(
+    store: Annotated[Path, typer.Option("--store", help="Store whose scored encounters to flag.", exists=True)],
+    config: ConfigOption = None,
+    clips: Annotated[bool, typer.Option("--clips/--no-clips", help="Also cut clips around flagged spans.")] = True,
+) -> None:
+    """Recompute department-relative flags (poor / exemplary) over every scored encounter, and cut their clips."""
+    from bwc.config import load_config
+    from pipelines.flagging import flag_and_clip
+
+    effective = load_config(None, config)
+    try:
+        summary = flag_and_clip(Path(store), effective, cut=clips)
+    except (FileNotFoundError, ValueError, OSError, RuntimeError) as error:
+        console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_RUN_FAILED) from None
+    console.print(summary.describe(), markup=False, highlight=False)
+    raise typer.Exit(EXIT_SOME_FILES_FAILED if summary.failures else EXIT_OK)
+
+
+StoreOption = Annotated[Path, typer.Option("--store", help="The store the review app serves.")]
+
+
+@review_app.command("serve")
+def review_serve(
+    store: StoreOption,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (127.0.0.1: this machine only).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8765,
+    config: ConfigOption = None,
+) -> None:
+    """Serve the review app: the flag queue, encounters with audio and transcript, decisions and exemplar packs."""
+    from bwc.config import load_config
+    from bwc.review.app import serve
+
+    if not store.is_dir():
+        console.print(f"error: no store at {store}", markup=False)
+        raise typer.Exit(EXIT_RUN_FAILED)
+    effective = load_config(None, config)
+    console.print(f"review app for {store.absolute()} on http://{host}:{port}/ (Ctrl-C stops it)", markup=False)
+    serve(store, effective, host, port)
+
+
+@review_app.command("audit")
+def review_audit(
+    store: StoreOption,
+    out: Annotated[Path, typer.Option("--out", help="CSV file to write the whole audit log to.")],
+    config: ConfigOption = None,
+) -> None:
+    """Export the review app's audit log as CSV (oldest first)."""
+    import csv
+
+    from bwc.config import load_config
+    from bwc.review.db import AUDIT_COLUMNS, ReviewDatabase
+
+    effective = load_config(None, config)
+    database = ReviewDatabase.for_store(store, effective.review.database_url)
+    entries = list(reversed(database.audit_entries()))
+    with open(out, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(AUDIT_COLUMNS)
+        writer.writerows([getattr(entry, column) for column in AUDIT_COLUMNS] for entry in entries)
+    detail = f"{len(entries)} entries to {out} (command line)"
+    database.audit("export_audit", "ok", 0, object="audit_log", detail=detail)
+    console.print(f"{len(entries)} audit entries written to {out}", markup=False)
+
+
+def _review_database(store: Path, config: Path | None) -> Any:
+    from bwc.config import load_config
+    from bwc.review.db import ReviewDatabase
+
+    return ReviewDatabase.for_store(store, load_config(None, config).review.database_url)
+
+
+def _read_password() -> str:
+    """The password from stdin: asked twice without echo on a terminal, else the first line (for scripts)."""
+    import getpass
+    import sys
+
+    if sys.stdin.isatty():
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            console.print("error: the passwords differ", markup=False)
+            raise typer.Exit(2)
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@users_app.command("add")
+def users_add(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Option("--role", help="trainer | supervisor | researcher | admin")],
+    store: StoreOption,
+    config: ConfigOption = None,
+) -> None:
+    """Add an account; the password is read from stdin (never from the command line, where ps would show it)."""
+    from bwc.review.db import AccountError
+
+    database = _review_database(store, config)
+    try:
+        user = database.add_user(username, role, _read_password())
+    except AccountError as error:
+        console.print(f"error: {error}", markup=False)
+        raise typer.Exit(2) from None
+    database.audit("add_user", "ok", 0, object=f"user:{user.username}", detail=f"role {role} (command line)")
+    console.print(f"added {user.username} ({user.role})", markup=False)
+
+
+@users_app.command("list")
+def users_list(store: StoreOption, config: ConfigOption = None) -> None:
+    """List accounts and their roles."""
+    for user in _review_database(store, config).users():
+        typer.echo(f"{user.username}\t{user.role}\t{'active' if user.active else 'disabled'}")
+
+
+@users_app.command("set")
+def users_set(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    store: StoreOption,
+    role: Annotated[str | None, typer.Option("--role", help="New role.")] = None,
+    password: Annotated[bool, typer.Option("--password", help="Read a new password from stdin.")] = False,
+    disable: Annotated[bool, typer.Option("--disable", help="Disable the account (logs it out).")] = False,
+    enable: Annotated[bool, typer.Option("--enable", help="Enable the account again.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Change an account's role, password or whether it may log in."""
+    from bwc.review.db import AccountError
+
+    database = _review_database(store, config)
+    try:
+        if role:
+            database.set_role(username, role)
+        if password:
+            database.set_password(username, _read_password())
+        if disable or enable:
+            database.set_active(username, enable and not disable)
+    except AccountError as error:
+        console.print(f"error: {error}", markup=False)
+        raise typer.Exit(2) from None
+    changes = [f"role {role}" if role else "", "password" if password else "", "disabled" if disable else "",
+               "enabled" if enable and not disable else ""]  # fmt: skip
+    database.audit("change_user", "ok", 0, object=f"user:{username}", detail=", ".join(c for c in changes if c))
+    console.print(f"{username}: {', '.join(c for c in changes if c) or 'nothing changed'}", markup=False)
 
 
 @models_app.command("make-tiny")
@@ -432,22 +588,43 @@ def demo(
         )
     except typer.Exit as finished:
         run_exit = finished.exit_code
-    console.print(f"\nscoring the reference scripts ({footage.scripts_csv}) with `bwc score`:")
-    score(table=footage.scripts_csv, store=out / "script-scores", models=models_dir, config=None)
-    _print_encounters(out / "script-scores")
+    console.print(
+        f"\nscoring the reference transcripts of the same footage ({footage.scripts_csv}) into the store with "
+        "`bwc score`; they name their recordings, so their flags get clips and audio:"
+    )
+    score(table=footage.scripts_csv, store=out / "store", models=models_dir, config=None)
+    _print_encounters(out / "store", footage.scripts_csv)
+    console.print(
+        "\nreview the flagged encounters in a browser:\n"
+        f"  echo 'a long demo passphrase' | {Path(sys.argv[0]).name} users add trainer --role trainer "
+        f"--store {out / 'store'}\n"
+        f"  {Path(sys.argv[0]).name} review serve --store {out / 'store'} --port 8765   # then open "
+        "http://127.0.0.1:8765/",
+        markup=False,
+        highlight=False,
+    )
     raise typer.Exit(run_exit)
 
 
-def _print_encounters(store: Path) -> None:
+def _print_encounters(store: Path, scripts_csv: Path) -> None:
     import pandas as pd
 
+    scripted = set(pd.read_csv(scripts_csv)["encounter_id"].astype(str))
     encounters = pd.read_parquet(store / "encounter_scores").sort_values("encounter_id")
-    table = Table(title="encounters (reference scripts)")
-    for column in ("encounter", "respect", "escalation", "behaviours (of 5)", "reasons"):
+    encounters = encounters[encounters["encounter_id"].isin(scripted)]
+    flags = pd.read_parquet(store / "flags")
+    flagged = flags.groupby("encounter_id")["flag"].agg(", ".join)
+    table = Table(title="encounters (reference transcripts)")
+    for column in ("encounter", "respect", "escalation", "behaviours (of 5)", "flag", "reasons"):
         table.add_column(column, overflow="fold")
     for row in encounters.itertuples():
         table.add_row(
-            row.encounter_id, f"{row.respect:+.2f}", f"{row.escalation:.2f}", str(row.behaviours_present), row.reasons
+            row.encounter_id,
+            f"{row.respect:+.2f}",
+            f"{row.escalation:.2f}",
+            str(row.behaviours_present),
+            flagged.get(row.encounter_id, ""),
+            row.reasons,
         )
     console.print(table)
 

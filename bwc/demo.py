@@ -26,7 +26,8 @@ import pandas as pd
 from scipy import signal
 
 from bwc.acoustics import measure_span, noise_floor_db
-from bwc.audio import SAMPLE_RATE, read_pcm, write_audio
+from bwc.audio import SAMPLE_RATE, read_pcm, sha256_file, write_audio
+from bwc.ingest import RECORDING_ID_HEX
 from bwc.records import TranscriptLine
 
 VOICES = {"officer": "en-us+m3", "civilian": "en-us+f2", "radio": "en-gb+m1"}  # espeak-ng voice per role
@@ -53,7 +54,7 @@ class DemoFootage:
 
     files: tuple[Path, ...]  # the footage, .mp4 and .wav
     metadata_csv: Path  # evidence system export for them
-    scripts_csv: Path  # reference transcripts (encounter_id, turn, role, text)
+    scripts_csv: Path  # reference transcripts of the footage: encounter_id, turn, role, text, recording_id, times
 
 
 def require_tools() -> None:
@@ -172,9 +173,9 @@ def make_demo_footage(out_dir: Path, seed: int = 7) -> DemoFootage:
     out_dir.mkdir(parents=True, exist_ok=True)
     scripts = load_scripts()
     rng = np.random.default_rng(seed)
-    files, rows = [], []
+    files, rows, timed = [], [], []
     for index, (encounter_id, script) in enumerate(scripts.groupby("encounter_id", sort=True)):
-        audio, _ = render_scene(scene_lines(script, rng), lead_in_s=float(rng.uniform(5, 9)), seed=seed + index)
+        audio, truth = render_scene(scene_lines(script, rng), lead_in_s=float(rng.uniform(5, 9)), seed=seed + index)
         evidence_id = f"EV{2026_0000 + index + 1}"
         if index % 2 == 0:
             path = out_dir / f"{evidence_id}.mp4"
@@ -194,10 +195,21 @@ def make_demo_footage(out_dir: Path, seed: int = 7) -> DemoFootage:
                 "encounter_id": encounter_id,
             }
         )
+        # The scripts become a transcript table of the footage: the recording each was rendered into, the true
+        # times of its lines (the radio call the scene adds is not in the script), the officer and the time.
+        spoken = [(start, end) for start, end, role in truth if role != "radio"]
+        script = script.sort_values("turn").assign(
+            recording_id=sha256_file(path)[:RECORDING_ID_HEX],
+            start=[round(start, 3) for start, _ in spoken],
+            end=[round(end, 3) for _, end in spoken],
+            officer_id=rows[-1]["officer_id"],
+            recorded_at=rows[-1]["recorded_at"],
+        )
+        timed.append(script)
     metadata_csv = out_dir / "evidence_export.csv"
     pd.DataFrame(rows).to_csv(metadata_csv, index=False)
     scripts_csv = out_dir / "reference_scripts.csv"
-    scripts.to_csv(scripts_csv, index=False)
+    pd.concat(timed).to_csv(scripts_csv, index=False)
     return DemoFootage(files=tuple(files), metadata_csv=metadata_csv, scripts_csv=scripts_csv)
 
 

@@ -11,7 +11,7 @@ Layout of ``STORE/``::
     encounter_scores/part-<id>.parquet         one row per encounter: respect, trajectory, behaviours, escalation
     flags/part-current.parquet                 one row per flagged encounter and flag (poor | exemplary)
     clips/part-current.parquet                 one row per clip cut around flagged spans
-    clips/files/<clip_id>.ogg|.mp4             the clips themselves
+    clips/_files/<clip_id>.ogg|.mp4            the clips themselves (the underscore keeps Parquet readers out)
     transcripts/<recording_id>.vtt             WebVTT, one cue per utterance, <v speaker> voice tags
     diarization/<recording_id>.rttm            RTTM of the speaker turns
     runs/<run_id>.json                         run report
@@ -184,7 +184,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("start", pa.float64()),  # seconds from the recording's start, padding included
             ("end", pa.float64()),
             ("kind", pa.string()),  # audio | video
-            ("file", pa.string()),  # path inside the store, e.g. clips/files/<clip_id>.ogg
+            ("file", pa.string()),  # path inside the store, e.g. clips/_files/<clip_id>.ogg
             ("sha256", pa.string()),  # of the clip file
             ("size_bytes", pa.int64()),
             ("original_path", pa.string()),

@@ -37,6 +37,7 @@ from bwc.ingest import MetadataTable
 from bwc.records import Encounter, Failure, Recording, TranscriptLine
 from bwc.store import Store, acoustics_from_row, recording_from_row
 from models.locate import ResolvedModels
+from pipelines.flagging import flag_and_clip
 from pipelines.run import (
     SCORING,
     SPEECH,
@@ -163,9 +164,12 @@ def _rescore(
     missing = [s for s in (*plan.speech, *plan.scoring) if s not in stored]
     for sha256 in missing:
         console.print(f"[yellow]not in the store's recordings table[/] {sha256}: left as it is")
+    flagging = flag_and_clip(store.root, config, catalog=catalog, run_id=run_id)
+    console.print(flagging.describe(), markup=False, highlight=False)
     store.write_current_failures(failure_rows(catalog))
     wall_s = time.perf_counter() - started
-    summary = RescoreSummary(run_id, plan, tuple(writer.processed), tuple(writer.failures), wall_s)
+    failures = (*writer.failures, *flagging.failures)
+    summary = RescoreSummary(run_id, plan, tuple(writer.processed), failures, wall_s)
     report_path = store.write_report(run_id, summary.as_report())
     return replace(summary, report_path=str(report_path))
 

@@ -42,6 +42,7 @@ from bwc.records import Failure, Recording, ScoredEncounter, SpeechResult, Stage
 from bwc.store import Store
 from models.locate import ResolvedModels
 from models.respect.artifact import require_artifact
+from pipelines.flagging import flag_and_clip
 from pipelines.workers import (
     Item,
     Output,
@@ -78,6 +79,7 @@ class RunSummary:
     settling: tuple[str, ...] = ()  # paths left for the next run: modified within the settle time
     given_up: tuple[str, ...] = ()  # paths skipped: failed run.max_attempts times
     resources: dict[str, Any] = field(default_factory=dict)  # what the stages ran on (for `bwc plan`)
+    flags: dict[str, Any] = field(default_factory=dict)  # flag and clip counts after the run
 
     @property
     def realtime_factor(self) -> float:
@@ -102,6 +104,7 @@ class RunSummary:
             "stage_s": self.stage_s,
             "model_versions": self.model_versions,
             "resources": self.resources,
+            "flags": self.flags,
         }
 
 
@@ -243,6 +246,9 @@ def _run(
         writer = OutputWriter(store, catalog, run_id, console)
         process(list(unique.values()), config, models, writer, console, "speech")
     failures += writer.failures
+    flagging = flag_and_clip(store.root, config, catalog=catalog, run_id=run_id)
+    console.print(flagging.describe(), markup=False, highlight=False)
+    failures += flagging.failures
 
     store.write_current_failures(failure_rows(catalog))
     summary = RunSummary(
@@ -260,6 +266,7 @@ def _run(
         settling=tuple(plan.settling),
         given_up=tuple(plan.given_up),
         resources=stage_resources(config),
+        flags=flagging.as_report(),
     )
     report_path = store.write_report(run_id, summary.as_report())
     return replace(summary, report_path=str(report_path))

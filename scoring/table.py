@@ -2,7 +2,8 @@
 
 Required columns: ``encounter_id, turn, role, text`` with role one of officer / civilian / other (case and
 surrounding spaces ignored). Optional: ``start, end`` (seconds), ``officer_id``, ``recorded_at`` (ISO 8601; values
-without an offset are taken as UTC), ``speaker``. CSV, TSV and Parquet are read by extension.
+without an offset are taken as UTC), ``speaker``, ``recording_id`` (the store's id of the recording the transcript is
+of: its flags then get clips, and reviewers hear the audio). CSV, TSV and Parquet are read by extension.
 
 Example
 -------
@@ -21,7 +22,7 @@ import pandas as pd
 from bwc.records import TRANSCRIPT_ROLES, Encounter, TranscriptLine
 
 REQUIRED_COLUMNS = ("encounter_id", "turn", "role", "text")
-OPTIONAL_COLUMNS = ("start", "end", "officer_id", "recorded_at", "speaker")
+OPTIONAL_COLUMNS = ("start", "end", "officer_id", "recorded_at", "speaker", "recording_id")
 
 
 class TranscriptTableError(ValueError):
@@ -84,6 +85,7 @@ def read_transcripts(path: Path) -> list[Encounter]:
                 lines=lines,
                 officer_id=_optional(first, "officer_id", str),
                 recorded_at=_optional(first, "recorded_at", lambda value: value.to_pydatetime()),
+                recording_id=_optional(first, "recording_id", str),
             )
         )
     return encounters

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import numpy as np
+import pandas as pd
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
 
-from bwc.audio import SAMPLE_RATE, write_audio
+from bwc.audio import SAMPLE_RATE, sha256_file, write_audio
+from bwc.demo import Line, load_scripts, render_scene, write_video
 
 REQUIRED_TOOLS = ("ffmpeg", "ffprobe", "espeak-ng", "sox")
 # A corrupt "media" file. Not random bytes: those are now and then taken for a stream-less container, which makes
@@ -54,3 +63,117 @@ def encode(path: Path, audio: np.ndarray, sample_rate: int, *output_args: str, v
 def dominant_frequency(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
     spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
     return float(np.fft.rfftfreq(len(audio), 1 / sample_rate)[np.argmax(spectrum)])
+
+
+# -- the review app: a real store (tiny-model run + scored transcripts of the same footage) behind a real server --
+REVIEW_PASSWORD = "correct horse battery staple"  # every review test account's password
+REVIEW_USERS = {"ada": "admin", "tess": "trainer", "sam": "supervisor", "rory": "researcher"}
+# Ordinary encounters with no recording: the rest of the department, against which flags are relative.
+ORDINARY_STOPS = [
+    ["Hello. Your registration expired last month.", "Can I see your license please?", "Okay, you're free to go."],
+    ["Evening. You were going a bit fast back there.", "License and insurance, please.", "Slow down, all right?"],
+    ["Hi. Your headlight is out.", "Do you have your license with you?", "Get it fixed this week. Take care."],
+    ["Good afternoon. You rolled through that stop sign.", "I need your license.", "Here's a warning. Thanks."],
+    ["Hey there. Do you know why I pulled you over?", "You were on your phone.", "Put it away while driving."],
+    ["Hello sir. License and registration.", "Wait here please.", "Here's your citation, you can pay online."],
+    ["Hi. Your plates are not lit.", "License, please.", "All right, thanks for your patience."],
+    ["Evening. You crossed the center line a couple of times.", "Have you been drinking tonight?", "Okay."],
+]
+
+
+@dataclass(frozen=True)
+class ReviewServer:
+    """A running ``bwc review serve`` on a store with flagged encounters."""
+
+    url: str  # base URL, e.g. http://127.0.0.1:54321
+    store: Path  # the store it serves
+    footage: Path  # the intake folder of the originals
+    poor: str  # encounter id of the scripted hostile stop (its recording is an .mp4 with video)
+    exemplary: str  # encounter id of the scripted exemplary stop (its recording is a .wav)
+    recordings: dict[str, str]  # encounter id -> recording id, for the two scripted stops
+
+
+def _script_lines(script: pd.DataFrame) -> list[Line]:
+    return [Line(role=row.role, text=row.text, pause_before_s=0.6) for row in script.itertuples()]
+
+
+@pytest.fixture(scope="session")
+def review_server(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReviewServer]:
+    """Two stops rendered with espeak-ng (the hostile one as video), run through `bwc run` with the tiny models,
+    their reference transcripts (with the recordings' ids and true times) and eight ordinary stops scored with
+    `bwc score`, four accounts, and the app served on a free port."""
+    footage = tmp_path_factory.mktemp("review-intake")
+    store = tmp_path_factory.mktemp("review-store")
+    scripts = load_scripts()
+    chosen = {"demo-002": ("EV7002.mp4", "B4712"), "demo-001": ("EV7001.wav", "B4711")}
+    rows, export = [], []
+    for index, (encounter_id, (name, officer)) in enumerate(chosen.items()):
+        script = scripts[scripts.encounter_id == encounter_id].sort_values("turn")
+        audio, truth = render_scene(_script_lines(script), lead_in_s=1.5, tail_s=1.0, seed=index)
+        path = footage / name
+        if name.endswith(".mp4"):
+            write_video(path, audio)
+        else:
+            write_audio(path, audio, SAMPLE_RATE, "-c:a", "pcm_s16le")
+        recording_id = sha256_file(path)[:16]
+        recorded_at = f"2026-10-0{index + 1}T18:30:00Z"
+        export.append({"file_name": name, "evidence_id": name[:-4], "officer_id": officer, "recorded_at": recorded_at})
+        for (start, end, _), line in zip(truth, script.itertuples(), strict=True):
+            rows.append(
+                {"encounter_id": encounter_id, "turn": line.turn, "role": line.role, "text": line.text,
+                 "start": round(start, 3), "end": round(end, 3), "recording_id": recording_id,
+                 "officer_id": officer, "recorded_at": recorded_at}
+            )  # fmt: skip
+    for number, lines in enumerate(ORDINARY_STOPS):
+        for turn, text in enumerate(lines, start=1):
+            rows.append(
+                {"encounter_id": f"ordinary-{number}", "turn": turn, "role": "officer", "text": text,
+                 "officer_id": f"B47{number % 3}", "recorded_at": f"2026-09-{number + 10}T12:00:00Z"}
+            )  # fmt: skip
+    pd.DataFrame(export).to_csv(footage / "export.csv", index=False)
+    transcripts = tmp_path_factory.mktemp("review-transcripts") / "transcripts.csv"
+    pd.DataFrame(rows).to_csv(transcripts, index=False)
+    bwc = [sys.executable, "-m", "bwc.cli"]
+    for command in (
+        [*bwc, "run", str(footage), "--store", str(store), "--models", str(tiny_models), "--metadata",
+         str(footage / "export.csv"), "--settle", "0"],
+        [*bwc, "score", str(transcripts), "--store", str(store), "--models", str(tiny_models)],
+    ):  # fmt: skip
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        assert completed.returncode == 0, completed.stderr[-3000:]
+    for username, role in REVIEW_USERS.items():
+        added = subprocess.run(
+            [*bwc, "users", "add", username, "--role", role, "--store", str(store)],
+            input=REVIEW_PASSWORD + "\n", capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.2", 0))
+        port = probe.getsockname()[1]
+    # 127.0.0.2, not 127.0.0.1: Ray rewrites 127.0.0.1 on this machine, and the app must not care either way.
+    server = subprocess.Popen(
+        [*bwc, "review", "serve", "--store", str(store), "--host", "127.0.0.2", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.2:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/login", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise RuntimeError(f"review server did not start: {server.stdout.read() if server.stdout else ''}")
+        time.sleep(0.3)
+    recordings = {e: r for e, r in pd.DataFrame(rows).dropna(subset=["recording_id"])[["encounter_id", "recording_id"]]
+                  .drop_duplicates().itertuples(index=False)}  # fmt: skip
+    try:
+        yield ReviewServer(url, store, footage, "demo-002", "demo-001", recordings)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()

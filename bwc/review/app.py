@@ -1,0 +1,611 @@
+"""The trainer review app: flagged encounters, their audio and transcripts, decisions, exemplar packs, accounts and
+the audit log, as server-rendered pages (FastAPI + Jinja2).
+
+Rules every route follows:
+
+- anonymous requests get the login page (a redirect for page views, 401 otherwise); only ``/login`` and the
+  static assets are public;
+- each route names the permission it needs; a role without it gets 403 (:data:`PERMISSIONS`);
+- every form post carries the session's CSRF token (the login form a cookie-bound one), or is refused with 403;
+- no request path maps to a file: recordings, clips and packs are looked up by id in the store's tables, and ids
+  must match :data:`bwc.review.data.ID_PATTERN` before anything is read;
+- researchers see de-identified views only: pseudonymous officer ids, no evidence or incident ids, no audio, no
+  transcript words (until issue 6's redaction can vouch for them);
+- every request but static assets is written to the append-only audit log (user, time, action, object, outcome).
+
+Example
+-------
+>>> app = create_app(Path("/data/bwc-store"), BwcConfig())                     # doctest: +SKIP
+>>> uvicorn.run(app, host="127.0.0.1", port=8765)                             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import secrets
+from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import anyio
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.datastructures import FormData
+
+from bwc.config import BwcConfig
+from bwc.pseudonym import store_pseudonymizer
+from bwc.review.data import NotFound, OriginalChanged, QueueFilter, ReviewData
+from bwc.review.db import AUDIT_COLUMNS, DECISIONS, ROLES, AccountError, LoginSession, ReviewDatabase, User
+from bwc.review.packs import PackError, build_pack, clock
+from bwc.store import Store
+
+SESSION_COOKIE = "bwc_session"
+LOGIN_CSRF_COOKIE = "bwc_login_csrf"  # binds the login form to the browser that loaded it
+PERMISSIONS: dict[str, frozenset[str]] = {  # permission -> roles that have it
+    "view_queue": frozenset({"trainer", "supervisor", "researcher"}),
+    "view_identified": frozenset({"trainer", "supervisor"}),  # officer ids, evidence ids, words
+    "listen": frozenset({"trainer", "supervisor"}),  # recordings and clips
+    "review": frozenset({"trainer", "supervisor"}),  # confirm or reject flags, tag exemplars
+    "export_pack": frozenset({"trainer", "supervisor"}),
+    "manage_users": frozenset({"admin"}),
+    "read_audit": frozenset({"admin"}),
+}
+HOME_BY_ROLE = {"admin": "/admin/users"}  # where a login lands; the queue for everyone else
+STATIC_ASSETS = {"review.css": "text/css", "review.js": "text/javascript"}  # name -> media type; nothing else served
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
+        "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+OUTCOMES = {2: "ok", 3: "ok", 401: "refused", 403: "refused", 404: "not_found", 409: "conflict"}
+QUOTED_WORDS = re.compile(r"'[^']*'|\"[^\"]*\"")  # the words quoted in reasons (withheld from researchers)
+SAFE_NEXT = re.compile(r"/[A-Za-z0-9/_.?=&%:-]*")  # where the login may send a browser back to: local paths only
+
+
+class LoginRequired(Exception):
+    """No valid session: page views are sent to the login page, everything else gets 401."""
+
+
+def current_session(request: Request) -> LoginSession | None:
+    """The request's valid session (its expiry moved on), or None; remembered for the audit log."""
+    state = request.app.state
+    login = state.database.session(request.cookies.get(SESSION_COOKIE), state.session_hours)
+    request.state.user = login.user if login else None
+    request.state.login = login
+    return login
+
+
+def permissions_of(user: User | None) -> dict[str, bool]:
+    """Permission name -> whether ``user`` has it (for templates)."""
+    return {name: bool(user and user.role in roles) for name, roles in PERMISSIONS.items()}
+
+
+def requires(permission: str) -> Callable[[Request], LoginSession]:
+    """A dependency that yields the session when its role has ``permission``: no session → login, else 403."""
+
+    def dependency(request: Request) -> LoginSession:
+        login = current_session(request)
+        if login is None:
+            raise LoginRequired()
+        if login.user.role not in PERMISSIONS[permission]:
+            raise HTTPException(403, f"your role ({login.user.role}) may not do this")
+        return login
+
+    return dependency
+
+
+# Route parameters that demand a role (at module level: FastAPI resolves annotations in the module's namespace).
+Viewer = Annotated[LoginSession, Depends(requires("view_queue"))]
+Listener = Annotated[LoginSession, Depends(requires("listen"))]
+Reviewer = Annotated[LoginSession, Depends(requires("review"))]
+Exporter = Annotated[LoginSession, Depends(requires("export_pack"))]
+UserAdmin = Annotated[LoginSession, Depends(requires("manage_users"))]
+Auditor = Annotated[LoginSession, Depends(requires("read_audit"))]
+
+
+def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
+    """The review app for one store.
+
+    Parameters
+    ----------
+    store_root
+        The store to review (flags, clips and scores written by ``bwc run``/``bwc flag``).
+    config
+        The configuration; ``config.review`` holds the database URL, session length and cookie settings.
+    """
+    store = Store(store_root)
+    database = ReviewDatabase.for_store(store.root, config.review.database_url)
+    data = ReviewData(store)
+    pseudonym = store_pseudonymizer(store.root, config.review.pseudonym_key_file)
+    hours = config.review.session_hours
+    environment = Environment(loader=PackageLoader("bwc.review", "templates"), autoescape=select_autoescape())
+    environment.filters["clock"] = clock
+    environment.filters["withheld"] = lambda text: QUOTED_WORDS.sub("[words withheld]", text or "")
+    templates = Jinja2Templates(env=environment)
+
+    app = FastAPI(title="bwc review", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.database = database
+    app.state.session_hours = hours
+    app.add_middleware(AuditMiddleware, database=database)
+
+    # -- helpers --------------------------------------------------------------------------------------------------
+    async def checked_form(request: Request, login: LoginSession | None) -> FormData:
+        """The posted form, once its CSRF token matched the session's (403 otherwise)."""
+        form = await request.form()
+        check_csrf(request, form, login)
+        return form
+
+    def check_csrf(request: Request, form: FormData, login: LoginSession | None) -> None:
+        sent = str(form.get("csrf_token", ""))
+        expected = login.csrf_token if login else request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not sent or not expected or not secrets.compare_digest(sent, expected):
+            request.state.audit = getattr(request.state, "audit", {}) | {"detail": "CSRF token missing or wrong"}
+            raise HTTPException(403, "CSRF token missing or wrong: reload the page and try again")
+
+    def page(request: Request, name: str, login: LoginSession | None, status: int = 200, **context: Any) -> Response:
+        user = login.user if login else None
+        context |= {
+            "user": user,
+            "csrf_token": login.csrf_token if login else "",
+            "can": permissions_of(user),
+        }
+        response = templates.TemplateResponse(request, name, context, status_code=status)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def officer_label(officer_id: str | None, identified: bool) -> str | None:
+        return officer_id if identified else pseudonym(officer_id)
+
+    def audit_object(request: Request, object_: str, detail: str = "") -> None:
+        request.state.audit = {"object": object_, "detail": detail}
+
+    # -- errors ---------------------------------------------------------------------------------------------------
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, _error: LoginRequired) -> Response:
+        request.state.audit = {"outcome": "refused", "detail": "not logged in"}
+        if request.method == "GET":
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+        return Response("login required", status_code=401, media_type="text/plain")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        login = getattr(request.state, "login", None)
+        context = {
+            "status": error.status_code,
+            "message": error.detail,
+            "user": login.user if login else None,
+            "csrf_token": login.csrf_token if login else "",
+            "can": permissions_of(login.user if login else None),
+        }
+        response = templates.TemplateResponse(request, "error.html", context, status_code=error.status_code)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.exception_handler(404)
+    async def not_found(request: Request, _error: Exception) -> Response:
+        # Unknown paths, including every traversal attempt, look the same whether logged in or not: there is
+        # nothing behind them to protect, and a redirect to the login page would suggest otherwise.
+        return Response("not found", status_code=404, media_type="text/plain")
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        for header, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(header, value)
+        return response
+
+    # -- public ---------------------------------------------------------------------------------------------------
+    @app.get("/static/{name}", name="static")
+    def static(name: str) -> Response:
+        if name not in STATIC_ASSETS:
+            raise HTTPException(404, "no such asset")
+        body = resources.files("bwc.review").joinpath("static", name).read_bytes()
+        return Response(body, media_type=STATIC_ASSETS[name], headers={"Cache-Control": "max-age=3600"})
+
+    @app.get("/favicon.ico", name="static_favicon")
+    def favicon() -> Response:
+        return Response(status_code=204)
+
+    @app.get("/login", name="login_page")
+    def login_page(request: Request, next: str = "/", error: str = "") -> Response:
+        login = current_session(request)
+        if login is not None:
+            return RedirectResponse(_safe_next(next, login.user.role), status_code=303)
+        token = secrets.token_urlsafe(32)
+        response = page(request, "login.html", None, next=next, login_csrf=token, error=error)
+        response.set_cookie(
+            LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=config.review.secure_cookies
+        )
+        return response
+
+    @app.post("/login", name="login")
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        username = str(form.get("username", "")).strip().lower()
+        password = str(form.get("password", ""))
+        next_path = str(form.get("next", "/"))
+        audit_object(request, f"user:{username}")
+        check_csrf(request, form, None)
+        if await anyio.to_thread.run_sync(database.recent_failed_logins, username) >= 10:
+            request.state.audit |= {"detail": "locked: too many failed logins", "outcome": "refused"}
+            return _login_again(next_path, "Too many failed logins: try again in 15 minutes.")
+        user = await anyio.to_thread.run_sync(database.authenticate, username, password)
+        if user is None:
+            request.state.audit |= {"detail": "wrong username or password", "outcome": "refused"}
+            return _login_again(next_path, "Wrong username or password.")
+        token, _session = await anyio.to_thread.run_sync(database.start_session, user, hours)
+        request.state.user = user
+        response = RedirectResponse(_safe_next(next_path, user.role), status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE, token, httponly=True, samesite="strict", secure=config.review.secure_cookies
+        )
+        response.delete_cookie(LOGIN_CSRF_COOKIE)
+        return response
+
+    # -- everyone logged in ---------------------------------------------------------------------------------------
+    @app.post("/logout", name="logout")
+    async def logout(request: Request) -> Response:
+        login = await anyio.to_thread.run_sync(current_session, request)
+        if login is None:
+            raise LoginRequired()
+        await checked_form(request, login)
+        await anyio.to_thread.run_sync(database.end_session, request.cookies.get(SESSION_COOKIE))
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    @app.get("/", name="home")
+    def home(request: Request) -> Response:
+        login = current_session(request)
+        if login is None:
+            raise LoginRequired()
+        return RedirectResponse(HOME_BY_ROLE.get(login.user.role, "/queue"), status_code=303)
+
+    # -- review ---------------------------------------------------------------------------------------------------
+    @app.get("/queue", name="view_queue")
+    def queue(
+        request: Request,
+        login: Viewer,
+        flag: str = "",
+        officer: str = "",
+        date_from: str = "",
+        date_to: str = "",
+        reviewed: str = "",
+        sort: str = "percentile",
+        page_number: int = 1,
+    ) -> Response:
+        identified = login.user.role in PERMISSIONS["view_identified"]
+        decisions = database.decisions()
+        query = QueueFilter(
+            flag=flag if flag in ("poor", "exemplary") else None,
+            date_from=_parse_date(date_from),
+            date_to=_parse_date(date_to),
+            reviewed={"yes": True, "no": False}.get(reviewed),
+            sort=sort,
+            page=max(page_number, 1),
+        )
+        if officer:
+            # Researchers filter by pseudonym: it is matched against the pseudonyms of the officers flagged.
+            rows, total = _filter_officer(data, query, decisions, officer, identified, officer_label)
+        else:
+            rows, total = data.queue(query, set(decisions))
+        for row in rows:
+            decision = decisions.get((row["encounter_id"], row["flag"]))
+            row["decision"] = decision.decision if decision else ""
+            row["officer"] = officer_label(row.get("officer_id"), identified)
+        officers = sorted(
+            {label for label in (officer_label(o, identified) for o in data.flags()["officer_id"].dropna()) if label}
+        )
+        audit_object(request, "queue", f"{total} flags; filter {query}; officer {officer or '-'}")
+        return page(
+            request,
+            "queue.html",
+            login,
+            rows=rows,
+            total=total,
+            officers=officers,
+            identified=identified,
+            filters={
+                "flag": flag,
+                "officer": officer,
+                "date_from": date_from,
+                "date_to": date_to,
+                "reviewed": reviewed,
+                "sort": sort,
+            },
+            page_number=query.page,
+            page_size=50,
+        )
+
+    @app.get("/encounters/{encounter_id}", name="view_encounter")
+    def encounter(request: Request, encounter_id: str, login: Viewer) -> Response:
+        audit_object(request, f"encounter:{encounter_id}")
+        try:
+            view = data.encounter(encounter_id)
+        except NotFound as error:
+            raise HTTPException(404, str(error)) from None
+        identified = login.user.role in PERMISSIONS["view_identified"]
+        decisions = database.decisions([encounter_id])
+        exemplar = next((row for row in database.exemplars() if row.encounter_id == encounter_id), None)
+        flagged = {span.get("utterance_id") or span.get("turn") for row in view.flags for span in row["spans"]}
+        officer = officer_label(view.score.get("officer_id") if view.score else None, identified)
+        return page(
+            request,
+            "encounter.html",
+            login,
+            view=view,
+            identified=identified,
+            officer=officer,
+            decisions={flag: row for (_, flag), row in decisions.items()},
+            exemplar=exemplar,
+            flagged=flagged,
+            decision_choices=DECISIONS,
+        )
+
+    @app.get("/audio/{recording_id}", name="play_audio")
+    def audio(request: Request, recording_id: str, login: Listener) -> Response:
+        audit_object(request, f"recording:{recording_id}", f"range {request.headers.get('range', 'all')}")
+        try:
+            path = data.rendition(recording_id)
+        except NotFound as error:
+            raise HTTPException(404, str(error)) from None
+        except OriginalChanged as error:
+            raise HTTPException(409, str(error)) from None
+        return FileResponse(path, media_type="audio/ogg", headers={"Cache-Control": "private, no-store"})
+
+    @app.get("/clips/{clip_id}", name="download_clip")
+    def clip(request: Request, clip_id: str, login: Listener) -> Response:
+        audit_object(request, f"clip:{clip_id}")
+        try:
+            row = data.clip(clip_id)
+            path = data.clip_file(row)
+        except NotFound as error:
+            raise HTTPException(404, str(error)) from None
+        media_type = "video/mp4" if row["kind"] == "video" else "audio/ogg"
+        return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private, no-store"})
+
+    @app.post("/encounters/{encounter_id}/decision", name="decide_flag")
+    async def decide(request: Request, encounter_id: str, login: Reviewer) -> Response:
+        form = await checked_form(request, login)
+        flag, decision, note = str(form.get("flag", "")), str(form.get("decision", "")), str(form.get("note", ""))
+        audit_object(request, f"encounter:{encounter_id} flag:{flag}", f"{decision}: {note}".strip())
+        view = await _encounter_or_404(data, encounter_id)
+        if flag not in {row["flag"] for row in view.flags} or decision not in DECISIONS:
+            raise HTTPException(400, f"{encounter_id} has no {flag or 'such'} flag to mark {decision or '?'}")
+        await anyio.to_thread.run_sync(database.decide, encounter_id, flag, decision, note, login.user.username)
+        return RedirectResponse(f"/encounters/{encounter_id}", status_code=303)
+
+    @app.post("/encounters/{encounter_id}/exemplar", name="tag_exemplar")
+    async def tag(request: Request, encounter_id: str, login: Reviewer) -> Response:
+        form = await checked_form(request, login)
+        action, note = str(form.get("action", "tag")), str(form.get("note", ""))
+        audit_object(request, f"encounter:{encounter_id}", f"{action}: {note}".strip())
+        await _encounter_or_404(data, encounter_id)
+        if action == "untag":
+            await anyio.to_thread.run_sync(database.untag_exemplar, encounter_id)
+        else:
+            await anyio.to_thread.run_sync(database.tag_exemplar, encounter_id, note, login.user.username)
+        return RedirectResponse(f"/encounters/{encounter_id}", status_code=303)
+
+    @app.get("/exemplars", name="view_exemplars")
+    def exemplars(request: Request, login: Exporter) -> Response:
+        tagged = database.exemplars()
+        flags = data.flags()
+        rows = []
+        for row in tagged:
+            mine = flags[flags["encounter_id"] == row.encounter_id]
+            rows.append(
+                {
+                    "encounter_id": row.encounter_id,
+                    "note": row.note,
+                    "tagged_by": row.tagged_by,
+                    "tagged_at": row.tagged_at,
+                    "flags": ", ".join(sorted(mine["flag"])),
+                    "officer": mine["officer_id"].iloc[0] if len(mine) else None,
+                }
+            )
+        audit_object(request, "exemplars", f"{len(rows)} tagged")
+        return page(request, "exemplars.html", login, rows=rows)
+
+    @app.post("/exemplars/export", name="export_pack")
+    async def export(request: Request, login: Exporter) -> Response:
+        form = await checked_form(request, login)
+        chosen = [str(value) for value in form.getlist("encounter_id")]
+        audit_object(request, "pack", f"encounters {', '.join(chosen) or '-'}")
+        notes = {row.encounter_id: row.note for row in database.exemplars()}
+        try:
+            pack = await anyio.to_thread.run_sync(lambda: build_pack(data, chosen, notes, login.user.username))
+        except NotFound as error:
+            raise HTTPException(404, str(error)) from None
+        except PackError as error:
+            raise HTTPException(400, str(error)) from None
+        audit_object(
+            request,
+            f"pack:{pack.pack_id}",
+            f"sha256 {pack.sha256}; {len(pack.encounter_ids)} encounters ({', '.join(pack.encounter_ids)}); "
+            f"{pack.n_clips} clips",
+        )
+        return FileResponse(pack.path, media_type="application/zip", filename=pack.path.name)
+
+    # -- admin ----------------------------------------------------------------------------------------------------
+    @app.get("/admin/users", name="view_users")
+    def users(request: Request, login: UserAdmin, message: str = "") -> Response:
+        audit_object(request, "users")
+        return page(request, "users.html", login, users=database.users(), roles=ROLES, message=message)
+
+    @app.post("/admin/users", name="manage_users")
+    async def change_user(request: Request, login: UserAdmin) -> Response:
+        form = await checked_form(request, login)
+        action = str(form.get("action", ""))
+        username = str(form.get("username", "")).strip().lower()
+        role = str(form.get("role", ""))
+        audit_object(request, f"user:{username}", f"{action} {role}".strip())
+        if username == login.user.username and action in ("disable", "role"):
+            raise HTTPException(400, "you cannot disable yourself or change your own role")
+        try:
+            if action == "add":
+                await anyio.to_thread.run_sync(database.add_user, username, role, str(form.get("password", "")))
+            elif action == "role":
+                await anyio.to_thread.run_sync(database.set_role, username, role)
+            elif action in ("disable", "enable"):
+                await anyio.to_thread.run_sync(database.set_active, username, action == "enable")
+            else:
+                raise HTTPException(400, f"unknown action {action!r}")
+        except AccountError as error:
+            raise HTTPException(400, str(error)) from None
+        return RedirectResponse(f"/admin/users?message={quote(f'{action} {username}: done')}", status_code=303)
+
+    @app.get("/admin/audit", name="view_audit")
+    def audit(
+        request: Request,
+        login: Auditor,
+        username: str = "",
+        action: str = "",
+    ) -> Response:
+        entries = database.audit_entries(limit=500, username=username or None, action=action or None)
+        audit_object(request, "audit_log", f"user {username or '*'} action {action or '*'}")
+        return page(request, "audit.html", login, entries=entries, username=username, action=action)
+
+    @app.get("/admin/audit.csv", name="export_audit")
+    def audit_csv(request: Request, login: Auditor) -> Response:
+        entries = database.audit_entries()
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(AUDIT_COLUMNS)
+        for entry in reversed(entries):
+            writer.writerow([getattr(entry, column) for column in AUDIT_COLUMNS])
+        audit_object(request, "audit_log", f"{len(entries)} entries exported")
+        return Response(
+            buffer.getvalue(),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="bwc-audit.csv"', "Cache-Control": "no-store"},
+        )
+
+    return app
+
+
+class AuditMiddleware:
+    """Writes one audit entry per request (static assets aside): the route's name is the action, what the handler
+    named (or the path parameters) the object, the status the outcome.
+
+    The entry is written before the answer starts to go out, so nothing is seen or downloaded without its entry;
+    when the entry cannot be written the request fails instead. A pure ASGI middleware rather than a decorator on
+    each route, so that refusals the route never sees (no session, wrong role, unknown path) are audited the same
+    way as what it did.
+    """
+
+    def __init__(self, app: Callable[..., Awaitable[None]], database: ReviewDatabase) -> None:
+        self.app = app
+        self.database = database
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        written = False
+
+        async def audit_then_send(message: MutableMapping[str, Any]) -> None:
+            nonlocal written
+            if message["type"] == "http.response.start" and not written:
+                written = True
+                await self._write(scope, message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, audit_then_send)
+        finally:
+            if not written:  # the app raised before answering: the server answers 500
+                await self._write(scope, 500)
+
+    async def _write(self, scope: MutableMapping[str, Any], code: int) -> None:
+        route = scope.get("route")
+        action = getattr(route, "name", None) or "unknown_path"
+        if action.startswith("static"):
+            return
+        state = scope.get("state", {})
+        noted = state.get("audit", {})
+        parameters = scope.get("path_params", {})
+        outcome = (
+            noted.get("outcome")
+            or OUTCOMES.get(code)
+            or OUTCOMES.get(code // 100)
+            or ("error" if code >= 500 else "invalid")
+        )
+        path = scope.get("path", "")
+        await anyio.to_thread.run_sync(
+            lambda: self.database.audit(
+                action=action,
+                outcome=outcome,
+                status=code,
+                user=state.get("user"),
+                object=noted.get("object") or " ".join(f"{k}:{v}" for k, v in parameters.items()) or path,
+                detail=noted.get("detail", "") if route is not None else f"{scope.get('method')} {path}",
+                client=(scope.get("client") or ("", 0))[0],
+            )
+        )
+
+
+def _login_again(next_path: str, error: str) -> Response:
+    return RedirectResponse(f"/login?next={quote(next_path, safe='')}&error={quote(error)}", status_code=303)
+
+
+def _safe_next(next_path: str, role: str) -> str:
+    """A local path to return to after login (never another site), else the role's home page."""
+    if next_path and next_path != "/" and SAFE_NEXT.fullmatch(next_path) and not next_path.startswith("//"):
+        return next_path
+    return HOME_BY_ROLE.get(role, "/queue")
+
+
+def _parse_date(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        raise HTTPException(400, f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _filter_officer(
+    data: ReviewData,
+    query: QueueFilter,
+    decisions: dict[tuple[str, str], Any],
+    officer: str,
+    identified: bool,
+    label: Callable[[str | None, bool], str | None],
+) -> tuple[list[dict[str, Any]], int]:
+    """The queue for one officer, named by id (identified views) or by pseudonym (de-identified views)."""
+    flags = data.flags()
+    ids = {o for o in flags["officer_id"].dropna().unique() if label(o, identified) == officer}
+    if not ids:
+        return [], 0
+    rows: list[dict[str, Any]] = []
+    total = 0
+    for officer_id in sorted(ids):  # at most one id matches a pseudonym; the loop keeps id and pseudonym alike
+        page_rows, count = data.queue(QueueFilter(**{**query.__dict__, "officer": officer_id}), set(decisions))
+        rows += page_rows
+        total += count
+    return rows, total
+
+
+async def _encounter_or_404(data: ReviewData, encounter_id: str) -> Any:
+    try:
+        return await anyio.to_thread.run_sync(data.encounter, encounter_id)
+    except NotFound as error:
+        raise HTTPException(404, str(error)) from None
+
+
+def serve(store_root: Path, config: BwcConfig, host: str, port: int) -> None:
+    """Run the app with uvicorn until interrupted."""
+    import uvicorn
+
+    uvicorn.run(create_app(store_root, config), host=host, port=port, log_level="info", proxy_headers=False)
