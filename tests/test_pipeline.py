@@ -180,3 +180,16 @@ def test_plan_from_the_stores_own_reports(run_output) -> None:
     assert planned.returncode == 0, planned.stderr
     assert "CPU only:" in planned.stdout and f"{store / 'runs'} (1 reports)" in planned.stdout
     assert "no GPU measurement yet" in planned.stdout
+
+
+def test_flags_are_recomputed_at_the_end_of_the_run(run_output) -> None:
+    """Every run ends by flagging the whole store; the report says what it found."""
+    store, _, _ = run_output
+    flags = pd.read_parquet(store / "flags")
+    assert list(flags.columns) == SCHEMAS["flags"].names
+    report = json.loads(next((store / "runs").glob("*.json")).read_text())
+    scores = pd.read_parquet(store / "utterance_scores")
+    with_officer = scores[(scores.role == "officer") & scores.respect.notna()].encounter_id.nunique()
+    assert report["flags"]["encounters_considered"] == with_officer
+    assert report["flags"]["poor"] == (flags.flag == "poor").sum()
+    assert set(flags.encounter_id) <= set(scores.encounter_id)

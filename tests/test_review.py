@@ -306,3 +306,38 @@ def test_admins_manage_users_in_the_browser_and_on_the_command_line(review_serve
         input="short\n", capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert weak.returncode == 2 and "at least 12 characters" in weak.stderr
+
+
+def test_ten_failed_logins_lock_the_name_for_a_while(review_server: ReviewServer) -> None:
+    added = subprocess.run(
+        [sys.executable, "-m", "bwc.cli", "users", "add", "locky", "--role", "trainer", "--store",
+         str(review_server.store)],
+        input=REVIEW_PASSWORD + "\n", capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    browser = client(review_server)
+    for _ in range(10):
+        token = CSRF.search(browser.get("/login").text).group(1)
+        browser.post("/login", data={"username": "locky", "password": "wrong password!", "csrf_token": token})
+    token = CSRF.search(browser.get("/login").text).group(1)
+    answer = browser.post("/login", data={"username": "locky", "password": REVIEW_PASSWORD, "csrf_token": token})
+    assert "Too%20many%20failed%20logins" in answer.headers["location"]
+    assert browser.get("/queue").status_code == 303
+
+
+def test_queue_filters_by_date_and_review_state_and_sorts(review_server: ReviewServer) -> None:
+    trainer, _ = log_in(review_server, "tess")
+    rows = re.compile(r'data-encounter="([^"]+)"')
+    first_day = rows.findall(trainer.get("/queue", params={"date_from": "2026-10-01", "date_to": "2026-10-01"}).text)
+    assert first_day == [review_server.poor]  # recorded 2026-10-01; the exemplary stop on the 2nd
+    both = rows.findall(trainer.get("/queue", params={"date_from": "2026-10-01", "sort": "oldest"}).text)
+    assert both == [review_server.poor, review_server.exemplary]
+    assert rows.findall(trainer.get("/queue", params={"date_from": "2026-10-01", "sort": "newest"}).text) == [
+        review_server.exemplary,
+        review_server.poor,
+    ]
+    flags = pd.read_parquet(review_server.store / "flags")
+    unreviewed = rows.findall(trainer.get("/queue", params={"reviewed": "no"}).text)
+    reviewed = rows.findall(trainer.get("/queue", params={"reviewed": "yes"}).text)
+    assert sorted(unreviewed + reviewed) == sorted(flags.encounter_id)
+    assert trainer.get("/queue", params={"date_from": "yesterday"}).status_code == 400
