@@ -30,10 +30,12 @@ models_app = typer.Typer(no_args_is_help=True, help="Model weights: check, fetch
 train_app = typer.Typer(no_args_is_help=True, help="Train the language models (respect, escalation).")
 review_app = typer.Typer(no_args_is_help=True, help="The trainer review app.")
 users_app = typer.Typer(no_args_is_help=True, help="Review app accounts (trainer, supervisor, researcher, admin).")
+research_app = typer.Typer(no_args_is_help=True, help="Research: training effects, disparities, de-identified exports.")
 app.add_typer(models_app, name="models")
 models_app.add_typer(train_app, name="train")
 app.add_typer(review_app, name="review")
 app.add_typer(users_app, name="users")
+app.add_typer(research_app, name="research")
 console = Console(stderr=True)
 
 ModelsOption = Annotated[
@@ -410,6 +412,148 @@ def users_set(
                "enabled" if enable and not disable else ""]  # fmt: skip
     database.audit("change_user", "ok", 0, object=f"user:{username}", detail=", ".join(c for c in changes if c))
     console.print(f"{username}: {', '.join(c for c in changes if c) or 'nothing changed'}", markup=False)
+
+
+EncountersStore = Annotated[
+    Path | None, typer.Option("--store", help="Store whose scored encounters to analyse.", exists=True)
+]
+EncountersFile = Annotated[
+    Path | None,
+    typer.Option("--encounters", help="Or a table (CSV/Parquet): officer_id, recorded_at, outcomes.", exists=True),
+]
+
+
+def _research_encounters(store: Path | None, encounters: Path | None) -> Any:
+    from bwc.research.inputs import load_encounters
+
+    if (store is None) == (encounters is None):
+        console.print("error: give exactly one of --store and --encounters", markup=False)
+        raise typer.Exit(2)
+    return load_encounters(store=store, encounters_file=encounters)
+
+
+@research_app.command("training-effect")
+def research_training_effect(
+    roster: Annotated[Path, typer.Option("--roster", help="CSV: officer_id, program, trained_on.", exists=True)],
+    out: Annotated[Path, typer.Option("--out", help="Folder for effects.csv, event_study.csv, plots, report.html.")],
+    store: EncountersStore = None,
+    encounters: EncountersFile = None,
+    outcome: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--outcome",
+            help="Outcome column (repeatable). Default: respect, the five behaviours, "
+            "behaviours_present, all_five, escalation.",
+        ),
+    ] = None,
+    program: Annotated[str | None, typer.Option("--program", help="Roster program to analyse.")] = None,
+    period: Annotated[str, typer.Option("--period", help="week | month | quarter.")] = "month",
+    window: Annotated[tuple[int, int], typer.Option("--window", help="Event-study periods before and after.")] = (
+        -6,
+        6,
+    ),
+) -> None:
+    """Did training change how officers talk? Staggered difference-in-differences with an event study."""
+    from bwc.research.inputs import load_roster
+    from bwc.research.report import write_outputs
+    from bwc.research.training import estimate_training_effect
+
+    try:
+        frame = _research_encounters(store, encounters)
+        result = estimate_training_effect(frame, load_roster(roster), outcome or None, program, period, window)
+        source = f"store {store}" if store else f"table {encounters}"
+        paths = write_outputs(
+            result, out, f"Training effect{f': {program}' if program else ''}", f"{source}; roster {roster}"
+        )
+    except (ValueError, FileNotFoundError, OSError) as error:
+        console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_RUN_FAILED) from None
+    effects = result.effects
+    table = Table(title=f"training effect ({result.method})")
+    for column in ("outcome", "estimate", "95% CI", "officers", "encounters"):
+        table.add_column(column)
+    for row in effects.itertuples():
+        table.add_row(row.outcome, f"{row.estimate:+.3f}", f"{row.ci_low:+.3f} … {row.ci_high:+.3f}",
+                      str(row.n_officers), str(row.n_encounters))  # fmt: skip
+    console.print(table)
+    for note in result.notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
+    console.print("written:\n" + "\n".join(f"  {path}" for path in paths.values()), markup=False, highlight=False)
+
+
+@research_app.command("disparities")
+def research_disparities(
+    stops: Annotated[
+        Path,
+        typer.Option("--stops", help="Stop data: encounter_id, race, gender, age_group, stop_reason.", exists=True),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for disparities.csv, group_means.csv, the plot.")],
+    store: EncountersStore = None,
+    encounters: EncountersFile = None,
+    by: Annotated[
+        list[str] | None, typer.Option("--by", help="Group variable (repeatable): race, gender, age_group.")
+    ] = None,
+    reference: Annotated[
+        list[str] | None, typer.Option("--reference", help="Reference group, e.g. race=white (repeatable).")
+    ] = None,
+) -> None:
+    """Officer respect by civilian group, with stop reason, time and officer random effects controlled."""
+    from bwc.research.disparities import estimate_disparities, load_stops, write_disparities
+
+    references = dict(item.split("=", 1) for item in reference or [] if "=" in item)
+    try:
+        frame = _research_encounters(store, encounters)
+        stop_data = load_stops(stops)
+        joined = frame.merge(stop_data, on="encounter_id", how="inner", suffixes=("", "_stop"))
+        if joined.empty:
+            raise ValueError(f"no encounter_id of {stops} matches the encounters")
+        result = estimate_disparities(
+            joined, by=by or None, reference={k.strip(): v.strip().lower() for k, v in references.items()}
+        )
+        paths = write_disparities(result, out)
+        console.print("written:\n" + "\n".join(f"  {path}" for path in paths.values()), markup=False)
+    except (ValueError, FileNotFoundError, OSError) as error:
+        console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_RUN_FAILED) from None
+    for row in result.effects.itertuples():
+        console.print(
+            f"{row.group_variable}: {row.group} vs {row.reference}: {row.estimate:+.3f} "
+            f"[{row.ci_low:+.3f}, {row.ci_high:+.3f}] (p = {row.p_value:.3g}, {row.n_encounters} encounters)",
+            markup=False,
+            highlight=False,
+        )
+    for note in result.notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
+    console.print(f"{len(joined)} encounters joined; written to {out}", markup=False, highlight=False)
+
+
+@research_app.command("export")
+def research_export(
+    store: Annotated[Path, typer.Option("--store", help="Store to export from.", exists=True)],
+    out: Annotated[Path, typer.Option("--out", help="Empty folder for the de-identified export.")],
+    key_file: Annotated[
+        Path | None, typer.Option("--key-file", help="Pseudonym key (default STORE/secrets/pseudonym.key).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier export in OUT.")] = False,
+    date_resolution: Annotated[
+        str, typer.Option("--date-resolution", help="Encounter dates as day, week or month (UTC).")
+    ] = "day",
+) -> None:
+    """A de-identified export researchers may take away: pseudonymous officers, PII redacted, no audio."""
+    from bwc.research.export import export_store
+
+    try:
+        summary = export_store(store, out, key_file, overwrite=overwrite, date_resolution=date_resolution)
+    except (ValueError, RuntimeError, FileNotFoundError, OSError) as error:
+        console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_RUN_FAILED) from None
+    redacted = ", ".join(f"{kind} {count}" for kind, count in sorted(summary.redacted.items())) or "none"
+    console.print(
+        f"exported {summary.encounters} encounters of {summary.officers} officers to {summary.out_dir} in "
+        f"{summary.seconds:.1f} s; rows {summary.rows}; redacted {redacted}; see {summary.out_dir / 'manifest.json'}",
+        markup=False,
+        highlight=False,
+    )
 
 
 @models_app.command("make-tiny")

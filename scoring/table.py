@@ -23,6 +23,7 @@ from bwc.records import TRANSCRIPT_ROLES, Encounter, TranscriptLine
 
 REQUIRED_COLUMNS = ("encounter_id", "turn", "role", "text")
 OPTIONAL_COLUMNS = ("start", "end", "officer_id", "recorded_at", "speaker", "recording_id")
+ID_COLUMNS = ("encounter_id", "officer_id", "speaker", "recording_id")  # read as text, whatever they look like
 
 
 class TranscriptTableError(ValueError):
@@ -33,10 +34,12 @@ def read_table(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix == ".parquet" or path.is_dir():
         return pd.read_parquet(path)
+    # Identifiers stay text: badge "007" must not become 7 (a roster naming "007" would then match nobody).
+    ids = {column: str for column in ID_COLUMNS}
     if suffix in (".tsv", ".tab"):
-        return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
+        return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""], dtype=ids)
     if suffix in (".csv", ".txt"):
-        return pd.read_csv(path, keep_default_na=False, na_values=[""])
+        return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=ids)
     raise TranscriptTableError(f"{path}: expected a .csv, .tsv or .parquet transcript table")
 
 

@@ -277,3 +277,13 @@ def test_transcript_tables_in_every_format(tmp_path: Path) -> None:
         assert first.recorded_at.isoformat() == "2026-03-01T14:30:00+00:00", name
         assert second.recorded_at.isoformat() == "2026-03-01T08:00:00+00:00", name  # no offset: taken as UTC
         assert first.lines[1].start == 2.5 and second.lines[1].start is None, name
+
+
+def test_transcript_table_ids_stay_text(tmp_path: Path) -> None:
+    """Badge "007" stays "007" (a roster naming it must match), whatever the CSV reader would guess."""
+    from scoring.table import read_transcripts
+
+    table = tmp_path / "t.csv"
+    table.write_text("encounter_id,turn,role,text,officer_id,recording_id\n0012,1,officer,Hello,007,00ab\n")
+    (encounter,) = read_transcripts(table)
+    assert (encounter.encounter_id, encounter.officer_id, encounter.recording_id) == ("0012", "007", "00ab")
