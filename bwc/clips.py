@@ -39,7 +39,7 @@ from typing import Any
 from bwc.audio import AudioError, _last_line, require_ffmpeg, sha256_file
 from bwc.config import ClipsConfig
 from bwc.records import Failure
-from bwc.store import Store
+from bwc.store import Store, write_atomically
 
 CLIPS_TABLE = "clips"
 CLIPS_PART = "part-current"  # the clips table is rewritten whole on every call
@@ -353,5 +353,5 @@ def _cut(store: Store, clip: PlannedClip, recording: dict[str, Any]) -> dict[str
             raise AudioError(f"ffmpeg could not cut the {label}: {detail}")
 
     path = store.root / clip.file
-    store._write_file(path, run_ffmpeg)
+    write_atomically(path, run_ffmpeg)
     return {"sha256": sha256_file(path), "size_bytes": path.stat().st_size, "created_at": datetime.now(UTC)}

@@ -321,16 +321,22 @@ class Store:
         return path
 
     @staticmethod
-    def _write_file(path: Path, write: Callable[[str], None]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(handle)
-        try:
-            write(temporary)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+    def _write_file(path: Path, write: Callable[[str], object]) -> None:
+        write_atomically(path, write)
+
+
+def write_atomically(path: Path, write: Callable[[str], object]) -> None:
+    """Create ``path`` through ``write(temporary_path)``: written under a hidden name (which Parquet readers and
+    globs skip) in the same folder, then renamed into place, so readers see the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def recording_row(recording: Recording) -> dict[str, Any]:

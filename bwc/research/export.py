@@ -30,11 +30,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from importlib.metadata import PackageNotFoundError
@@ -48,7 +46,7 @@ import pyarrow.parquet as pq
 
 from bwc.pseudonym import DEFAULT_KEY_FILE, PREFIX, Pseudonymizer, store_pseudonymizer
 from bwc.research.redact import PII_TYPES, PLACEHOLDERS, REDACTION_VERSION, PiiSpan, Redactor, default_redactor
-from bwc.store import SCHEMAS
+from bwc.store import SCHEMAS, write_atomically
 
 EXPORT_FORMAT = "bwc-research-export"
 EXPORT_FORMAT_VERSION = 1
@@ -188,10 +186,10 @@ def export_store(
     files: dict[str, str] = {}
     for name, table in tables.items():
         path = out_dir / f"{name}.parquet"
-        _write_atomic(path, lambda temporary, table=table: pq.write_table(table, temporary))
+        write_atomically(path, lambda temporary, table=table: pq.write_table(table, temporary))
         files[path.name] = _sha256(path)
     readme = out_dir / README
-    _write_atomic(readme, lambda temporary: Path(temporary).write_text(_readme(tables), encoding="utf-8"))
+    write_atomically(readme, lambda temporary: Path(temporary).write_text(_readme(tables), encoding="utf-8"))
     files[README] = _sha256(readme)
     for stale in previous - set(files) - {MANIFEST}:
         (out_dir / stale).unlink(missing_ok=True)  # a previous export's file this one does not write
@@ -200,7 +198,7 @@ def export_store(
     manifest = _manifest(
         store, out_dir, key_file, tables, files, redacted, derived.replacements, date_resolution, key_id
     )
-    _write_atomic(out_dir / MANIFEST, lambda temporary: Path(temporary).write_text(manifest, encoding="utf-8"))
+    write_atomically(out_dir / MANIFEST, lambda temporary: Path(temporary).write_text(manifest, encoding="utf-8"))
     return ExportSummary(
         out_dir=out_dir,
         rows={name: table.num_rows for name, table in tables.items()},
@@ -463,18 +461,6 @@ def _check_out_dir(out_dir: Path, overwrite: bool) -> set[str]:
     if others:
         raise ExportError(f"{out_dir} holds files that are not part of its export ({', '.join(sorted(others))})")
     return previous
-
-
-def _write_atomic(path: Path, write: Callable[[str], object]) -> None:
-    """Write through ``write(temporary_path)`` under a hidden name, then rename into place (as the store does)."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _sha256(path: Path) -> str:
