@@ -43,6 +43,7 @@ class WhisperConfig(_Section):
     sample_len: int | None = None  # cap on tokens per 30 s window; None = whisper's default (n_text_ctx // 2)
     condition_on_previous_text: bool = True  # whisper's default; off helps against repetition loops
     fp16: bool = True  # used only on CUDA; CPU always runs fp32
+    batch_size: int = 8  # VAD chunks (30 s windows) decoded together by transcribe_chunks, across recordings
 
 
 class DiarizationConfig(_Section):

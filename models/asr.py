@@ -4,23 +4,130 @@ Whisper's own ``transcribe`` is run with ``clip_timestamps`` set to the merged V
 keeps absolute timestamps, and produces word timestamps with its cross-attention alignment. Nothing of whisper is
 re-implemented here.
 
+:meth:`WhisperTranscriber.transcribe_chunks` batches instead: speech chunks (VAD regions of at most 30 s) from many
+recordings go through whisper's encoder and decoder together, ``batch_size`` 30 s windows per ``whisper.decode``
+call; word timings come from ``whisper.timing.add_word_timestamps`` per window, as in ``whisper.transcribe``. Only
+the bookkeeping of ``whisper.transcribe``'s loop (timestamp tokens into segments, where the next window starts, the
+no-speech rule) is repeated here, per window instead of per recording.
+
 Example
 -------
 >>> asr = WhisperTranscriber(WhisperConfig(model="small"), checkpoint=Path("small.pt"))   # doctest: +SKIP
 >>> words, language = asr.transcribe(audio, regions)                                     # doctest: +SKIP
+>>> chunks = [SpeechChunk("rec-1", r.start, r.end, audio[int(r.start * 16000) : int(r.end * 16000)])
+...           for r in regions]                                                         # doctest: +SKIP
+>>> asr.transcribe_chunks(chunks, batch_size=8)["rec-1"][0]                              # doctest: +SKIP
+Word(start=1.32, end=1.58, text='Evening.', probability=0.91, speaker=None)
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import whisper
+from whisper.audio import (
+    FRAMES_PER_SECOND,
+    HOP_LENGTH,
+    N_FRAMES,
+    N_SAMPLES,
+    SAMPLE_RATE,
+    log_mel_spectrogram,
+    pad_or_trim,
+)
+from whisper.decoding import DecodingOptions, DecodingResult
+from whisper.timing import add_word_timestamps
+from whisper.tokenizer import Tokenizer, get_tokenizer
 
 from bwc.config import WhisperConfig
 from bwc.records import SpeechRegion, Word
 from models.locate import whisper_version
+
+# whisper.transcribe's defaults for its no-speech rule: a window whose <|nospeech|> probability is above
+# NO_SPEECH_THRESHOLD yields nothing unless its average token log probability is above LOGPROB_THRESHOLD.
+NO_SPEECH_THRESHOLD = 0.6
+LOGPROB_THRESHOLD = -1.0
+TIME_PRECISION = 0.02  # seconds per timestamp token: 2 mel frames of 10 ms (whisper's input stride)
+INPUT_STRIDE = 2  # mel frames per timestamp token (N_FRAMES / n_audio_ctx)
+
+
+@dataclass(frozen=True)
+class SpeechChunk:
+    """A span of one recording to transcribe, typically a merged VAD region of at most 30 s."""
+
+    key: str  # whose chunk it is, e.g. the recording id; results are grouped by it
+    start: float  # seconds from the recording's start
+    end: float  # seconds from the recording's start
+    audio: np.ndarray  # float32 mono 16 kHz samples of exactly [start, end]
+
+
+@dataclass(frozen=True)
+class _Window:
+    """One 30 s decoding window inside a chunk: a chunk longer than what whisper wrote in one pass gets more."""
+
+    chunk: int  # index into the chunks
+    seek: int  # first mel frame of the window, counted from the chunk's start
+    language: str | None  # None: whisper.decode detects it for this window (first window, no configured language)
+
+
+def is_no_speech(no_speech_prob: float, avg_logprob: float) -> bool:
+    """whisper.transcribe's no-speech rule: the window is silence, and yields no text.
+
+    Parameters
+    ----------
+    no_speech_prob
+        Probability of whisper's ``<|nospeech|>`` token after the start-of-transcript (NaN when the model has none).
+    avg_logprob
+        Average log probability of the decoded tokens.
+
+    Returns
+    -------
+    bool
+        True when ``no_speech_prob > 0.6`` and ``avg_logprob`` is not above -1 (whisper's exact comparisons).
+
+    Examples
+    --------
+    >>> is_no_speech(0.9, -1.5), is_no_speech(0.9, -0.5), is_no_speech(0.3, -1.5)
+    (True, False, False)
+    """
+    return no_speech_prob > NO_SPEECH_THRESHOLD and not avg_logprob > LOGPROB_THRESHOLD
+
+
+def _segments(tokens: list[int], tokenizer: Tokenizer, seek: int, segment_size: int) -> tuple[list[dict], int, bool]:
+    """Segments of one decoded window, as whisper.transcribe cuts them at timestamp tokens (times in seconds from
+    the chunk's start), the mel frame where the next window would start, and whether whisper closed the window."""
+    time_offset = seek * HOP_LENGTH / SAMPLE_RATE
+    is_timestamp = [token >= tokenizer.timestamp_begin for token in tokens]
+    single_timestamp_ending = is_timestamp[-2:] == [False, True]
+    consecutive = [i + 1 for i in range(len(tokens) - 1) if is_timestamp[i] and is_timestamp[i + 1]]
+
+    def segment(start: float, end: float, part: list[int]) -> dict:
+        text = tokenizer.decode([token for token in part if token < tokenizer.eot])
+        return {"seek": seek, "start": start, "end": end, "text": text, "tokens": part}
+
+    if consecutive:
+        slices = consecutive + ([len(tokens)] if single_timestamp_ending else [])
+        segments, last = [], 0
+        for current in slices:
+            part = tokens[last:current]
+            start = time_offset + (part[0] - tokenizer.timestamp_begin) * TIME_PRECISION
+            end = time_offset + (part[-1] - tokenizer.timestamp_begin) * TIME_PRECISION
+            segments.append(segment(start, end, part))
+            last = current
+        if single_timestamp_ending:
+            next_seek = seek + segment_size
+        else:  # whisper drops the unfinished last segment and decodes again from the last closed timestamp
+            next_seek = seek + (tokens[last - 1] - tokenizer.timestamp_begin) * INPUT_STRIDE
+        return segments, next_seek, single_timestamp_ending
+    duration = segment_size * HOP_LENGTH / SAMPLE_RATE
+    timestamps = [token for token, flag in zip(tokens, is_timestamp, strict=True) if flag]
+    if timestamps and timestamps[-1] != tokenizer.timestamp_begin:
+        duration = (timestamps[-1] - tokenizer.timestamp_begin) * TIME_PRECISION
+    return [segment(time_offset, time_offset + duration, tokens)], seek + segment_size, single_timestamp_ending
 
 
 class WhisperTranscriber:
@@ -75,6 +182,147 @@ class WhisperTranscriber:
                 start, end = float(item["start"]), float(item["end"])
                 words.append(Word(start=start, end=max(end, start), text=text, probability=float(item["probability"])))
         return tuple(words), str(result.get("language") or self.config.language or "")
+
+    def transcribe_chunks(self, chunks: Sequence[SpeechChunk], batch_size: int) -> dict[str, tuple[Word, ...]]:
+        """Words spoken in ``chunks`` (of any number of recordings), decoding ``batch_size`` windows at a time.
+
+        Each chunk is decoded as whisper.transcribe decodes a clip: a 30 s window from the chunk's start, then, where
+        whisper left the window unfinished (no closing timestamp, or its token cap reached), another window from the
+        end of the last word, until the chunk is covered. Windows of different chunks share ``whisper.decode`` calls.
+        Chunks are independent: no text of an earlier chunk (or window) is given as prompt, unlike
+        ``condition_on_previous_text``, so that any chunk can join any batch. Decoding is per item in whisper (greedy
+        or beam search per row), so the words do not depend on ``batch_size`` up to float rounding. Windows run in
+        input order (a chunk's next window goes first in line, so few chunks' mel spectrograms are held at once).
+
+        Parameters
+        ----------
+        chunks
+            Speech spans; chunks of one key need not be in order and may come from any recording.
+        batch_size
+            Windows per encoder/decoder call (at least 1).
+
+        Returns
+        -------
+        dict[str, tuple[Word, ...]]
+            Words per key, sorted by start time, times in the recording's seconds (chunk start + position in the
+            chunk) clamped into the chunk's [start, end]. A key whose chunks yield no words (no-speech rule, empty
+            audio) is absent.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        words: dict[str, list[Word]] = {}
+        mels: dict[int, torch.Tensor] = {}  # mel spectrograms of the chunks being decoded, with 30 s of padding
+        last_speech: dict[int, float] = {}  # per chunk, end of its last word (whisper's last_speech_timestamp)
+        # a chunk shorter than one mel frame (10 ms) has nothing to decode
+        pending = deque(_Window(i, 0, self.config.language) for i, c in enumerate(chunks) if c.audio.size >= HOP_LENGTH)
+        with torch.inference_mode():
+            while pending:
+                batch = [pending.popleft() for _ in range(min(batch_size, len(pending)))]
+                follow_ups: list[_Window] = []
+                for language in dict.fromkeys(window.language for window in batch):  # one decode per language
+                    group = [window for window in batch if window.language == language]
+                    follow_ups += self._decode_windows(chunks, group, mels, last_speech, words)
+                pending.extendleft(reversed(follow_ups))  # a started chunk finishes before new chunks start
+                for index in {w.chunk for w in batch} - {w.chunk for w in follow_ups}:
+                    del mels[index]  # the chunk is done (a chunk has one window in line at most)
+        return {key: tuple(sorted(found, key=lambda w: (w.start, w.end))) for key, found in words.items() if found}
+
+    def _decode_windows(
+        self,
+        chunks: Sequence[SpeechChunk],
+        group: list[_Window],
+        mels: dict[int, torch.Tensor],
+        last_speech: dict[int, float],
+        words: dict[str, list[Word]],
+    ) -> list[_Window]:
+        """Decode windows of one language in one whisper.decode call; add their words to ``words`` and return the
+        windows that come next in their chunks."""
+        for window in group:
+            if window.chunk not in mels:
+                audio = torch.from_numpy(np.asarray(chunks[window.chunk].audio, dtype=np.float32))
+                mels[window.chunk] = log_mel_spectrogram(audio, self.model.dims.n_mels, padding=N_SAMPLES)
+        content = [mels[w.chunk].shape[-1] - N_FRAMES for w in group]  # frames of the chunk, padding off
+        sizes = [min(N_FRAMES, frames - w.seek) for w, frames in zip(group, content, strict=True)]
+        mel = torch.stack(
+            [pad_or_trim(mels[w.chunk][:, w.seek : w.seek + n], N_FRAMES) for w, n in zip(group, sizes, strict=True)]
+        )
+        dtype = torch.float16 if self._fp16 else torch.float32
+        results = whisper.decode(self.model, mel.to(self.model.device).to(dtype), self._options(group[0].language))
+        follow_ups = []
+        for window, frames, size, window_mel, result in zip(group, content, sizes, mel, results, strict=True):
+            found, follow_up = self._window_words(
+                chunks[window.chunk], window, frames, size, window_mel, result, last_speech
+            )
+            words.setdefault(chunks[window.chunk].key, []).extend(found)
+            if follow_up is not None:
+                follow_ups.append(follow_up)
+        return follow_ups
+
+    def _window_words(
+        self,
+        chunk: SpeechChunk,
+        window: _Window,
+        content_frames: int,
+        segment_size: int,
+        mel: torch.Tensor,
+        result: DecodingResult,
+        last_speech: dict[int, float],
+    ) -> tuple[list[Word], _Window | None]:
+        """Words of one decoded window (recording times), and the chunk's next window if whisper did not cover it."""
+        language = result.language
+        next_seek = window.seek + segment_size
+        words: list[Word] = []
+        if not is_no_speech(result.no_speech_prob, result.avg_logprob):
+            tokenizer = get_tokenizer(
+                self.model.is_multilingual, num_languages=self.model.num_languages, language=language, task="transcribe"
+            )
+            segments, next_seek, single_timestamp_ending = _segments(
+                list(result.tokens), tokenizer, window.seek, segment_size
+            )
+            add_word_timestamps(
+                segments=segments,
+                model=self.model,
+                tokenizer=tokenizer,
+                mel=mel,
+                num_frames=segment_size,
+                last_speech_timestamp=last_speech.get(window.chunk, 0.0),
+            )
+            ends = [item["end"] for segment in segments for item in segment.get("words", [])]
+            time_offset = window.seek * HOP_LENGTH / SAMPLE_RATE
+            if not single_timestamp_ending and ends and ends[-1] > time_offset:
+                next_seek = round(ends[-1] * FRAMES_PER_SECOND)  # as whisper: go on from the last word's end
+            if ends:
+                last_speech[window.chunk] = ends[-1]
+            for segment in segments:
+                if segment["start"] == segment["end"] or not segment["text"].strip():
+                    continue  # whisper clears instantaneous or empty segments
+                for item in segment.get("words", []):
+                    text = str(item["word"]).strip()
+                    if text:
+                        words.append(self._chunk_word(chunk, item, text))
+        if next_seek <= window.seek:  # no progress (a degenerate timestamp): move on rather than loop
+            next_seek = window.seek + segment_size
+        if next_seek >= content_frames:
+            return words, None
+        return words, _Window(window.chunk, next_seek, language)
+
+    @staticmethod
+    def _chunk_word(chunk: SpeechChunk, item: dict, text: str) -> Word:
+        """A whisper word dict (seconds from the chunk's start) as a Word in recording time, inside the chunk."""
+        start = min(max(chunk.start + float(item["start"]), chunk.start), chunk.end)
+        end = min(max(chunk.start + float(item["end"]), start), chunk.end)
+        return Word(start=start, end=end, text=text, probability=float(item["probability"]))
+
+    def _options(self, language: str | None) -> DecodingOptions:
+        """whisper.decode options from the config; language None makes whisper detect it per window."""
+        return DecodingOptions(
+            task="transcribe",
+            language=language,
+            temperature=self.config.temperature,
+            sample_len=self.config.sample_len,
+            beam_size=self.config.beam_size if self.config.temperature == 0 else None,  # as transcribe: beams at t=0
+            fp16=self._fp16,
+        )
 
     @property
     def _fp16(self) -> bool:
