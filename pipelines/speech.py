@@ -1,6 +1,7 @@
 """The speech stage: one :class:`~bwc.records.Recording` in, one :class:`~bwc.records.SpeechResult` out.
 
-decode (ffmpeg, 16 kHz mono) → VAD (silero) → transcription (whisper, inside the VAD regions, word timestamps) →
+decode (ffmpeg, 16 kHz mono) → VAD (silero) → transcription (whisper on the VAD chunks, ``whisper.batch_size`` chunks
+per encoder/decoder call, word timestamps) →
 diarization (pyannote) → every word assigned to a speaker → utterances → each utterance's acoustics (level, distance
 cues, pitch: what attribution and prosody need, so that no later stage decodes the audio again).
 
@@ -21,11 +22,11 @@ import numpy as np
 import torch
 
 from bwc.acoustics import measure_span, noise_floor_db
-from bwc.audio import read_pcm
+from bwc.audio import SAMPLE_RATE, read_pcm
 from bwc.config import BwcConfig
-from bwc.records import Diarization, Recording, SpeechResult, StageTimings
+from bwc.records import Diarization, Recording, SpeechRegion, SpeechResult, StageTimings, Word
 from bwc.transcript import assign_speakers, build_utterances
-from models.asr import WhisperTranscriber
+from models.asr import SpeechChunk, WhisperTranscriber
 from models.diarization import PyannoteDiarizer
 from models.locate import ResolvedModels
 from models.vad import SileroVad, merge_regions
@@ -74,7 +75,7 @@ class SpeechStage:
         vad_s, clock = _lap(clock)
 
         chunks = merge_regions(regions, self.config.vad.merge_gap_s, self.config.vad.max_region_s)
-        words, language = self.asr.transcribe(audio, chunks)
+        words, language = self._transcribe(recording, audio, chunks)
         asr_s, clock = _lap(clock)
 
         # No voice activity: nothing to attribute, and pyannote on silence or road noise is wasted work.
@@ -102,6 +103,29 @@ class SpeechStage:
                 assembly_s=assembly_s,
             ),
         )
+
+    def _transcribe(
+        self, recording: Recording, audio: np.ndarray, chunks: tuple[SpeechRegion, ...]
+    ) -> tuple[tuple[Word, ...], str]:
+        """Whisper on the recording's VAD chunks, ``whisper.batch_size`` of them per encoder/decoder call.
+
+        With no language configured, whisper.transcribe's own pass detects it once for the recording (the batched
+        path would detect it per chunk and could mix languages within one recording).
+        """
+        language = self.config.whisper.language
+        if language is None:
+            return self.asr.transcribe(audio, chunks)
+        pieces = [
+            SpeechChunk(
+                key=recording.recording_id,
+                start=chunk.start,
+                end=chunk.end,
+                audio=audio[round(chunk.start * SAMPLE_RATE) : round(chunk.end * SAMPLE_RATE)],
+            )
+            for chunk in chunks
+        ]
+        words = self.asr.transcribe_chunks(pieces, self.config.whisper.batch_size)
+        return words.get(recording.recording_id, ()), language
 
 
 def _lap(start: float) -> tuple[float, float]:
