@@ -38,7 +38,9 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from bwc.records import AudioInfo, Failure, Metadata, Recording, ScoredEncounter, SpeechResult, UtteranceAcoustics
@@ -304,6 +306,27 @@ class Store:
         filters = [("recording_id", "in", list(recording_ids))] if recording_ids is not None else None
         arrow_table = pq.read_table(folder, schema=SCHEMAS[table], filters=filters)
         return arrow_table.to_pylist()
+
+    def read_parts(self, table: str) -> pd.DataFrame:
+        """Every part of ``table`` in one frame, oldest part first (modification time, then name), each row with its
+        ``part`` name; empty (with the schema's columns) when there is none.
+
+        When two parts hold the same key (two transcript tables scored the same encounter ids), readers keep the
+        last row: the newest scoring is the one a department meant.
+        """
+        schema = SCHEMAS[table]
+        paths = sorted(self.table_path(table).glob("part-*.parquet"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+        if not paths:
+            return schema.empty_table().to_pandas().assign(part=pd.Series(dtype=str))
+        rank = {str(path): index for index, path in enumerate(paths)}
+        batches, parts, ages = [], [], []
+        # One threaded scan over every part (a store holds a part per recording); each batch names its file.
+        for tagged in ds.dataset([str(p) for p in paths], schema=schema, format="parquet").scanner().scan_batches():
+            batches.append(tagged.record_batch)
+            parts += [Path(tagged.fragment.path).stem] * tagged.record_batch.num_rows
+            ages += [rank[tagged.fragment.path]] * tagged.record_batch.num_rows
+        frame = pa.Table.from_batches(batches, schema=schema).to_pandas().assign(part=parts, age=ages)
+        return frame.sort_values("age", kind="stable").drop(columns="age").reset_index(drop=True)
 
     def remove_stale_temporaries(self) -> list[Path]:
         """Delete hidden temporary files a killed run left behind (call only while holding the run lock)."""

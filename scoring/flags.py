@@ -30,13 +30,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.dataset as ds
 
 from bwc.config import FlagsConfig
 from bwc.store import SCHEMAS, Store
@@ -316,31 +313,14 @@ def flag_store(store: Store, config: FlagsConfig, now: datetime | None = None) -
     ``encounter_scores`` hold the same encounter id (two transcript tables scored the same ids), the part written
     last wins, with its own utterances: the newest scoring of an encounter is the one a department meant.
     """
-    encounters = _read_parts(store, "encounter_scores")
-    utterances = _read_parts(store, "utterance_scores")
+    encounters = store.read_parts("encounter_scores")
+    utterances = store.read_parts("utterance_scores")
     encounters = encounters.drop_duplicates("encounter_id", keep="last")  # parts are read oldest first
     chosen = encounters[["encounter_id", "part"]]
     utterances = utterances.merge(chosen, on=["encounter_id", "part"], how="inner")
     rows, summary = compute_flags(encounters.drop(columns="part"), utterances.drop(columns="part"), config, now)
     store.write_rows("flags", "part-current", rows)
     return summary
-
-
-def _read_parts(store: Store, table: str) -> pd.DataFrame:
-    """All parts of ``table``, oldest part first (modification time, then name), with each row's ``part`` name."""
-    schema = SCHEMAS[table]
-    paths = sorted(store.table_path(table).glob("part-*.parquet"), key=lambda p: (p.stat().st_mtime_ns, p.name))
-    if not paths:
-        return schema.empty_table().to_pandas().assign(part=pd.Series(dtype=str))
-    rank = {str(path): index for index, path in enumerate(paths)}
-    batches, parts, ages = [], [], []
-    # One threaded scan over every part (a store holds a part per recording); each batch names its file.
-    for tagged in ds.dataset([str(path) for path in paths], schema=schema, format="parquet").scanner().scan_batches():
-        batches.append(tagged.record_batch)
-        parts += [Path(tagged.fragment.path).stem] * tagged.record_batch.num_rows
-        ages += [rank[tagged.fragment.path]] * tagged.record_batch.num_rows
-    frame = pa.Table.from_batches(batches, schema=schema).to_pandas().assign(part=parts, age=ages)
-    return frame.sort_values("age", kind="stable").drop(columns="age").reset_index(drop=True)
 
 
 def _with_columns(frame: pd.DataFrame, table: str) -> pd.DataFrame:

@@ -46,7 +46,7 @@ import pyarrow.parquet as pq
 
 from bwc.pseudonym import DEFAULT_KEY_FILE, PREFIX, Pseudonymizer, store_pseudonymizer
 from bwc.research.redact import PII_TYPES, PLACEHOLDERS, REDACTION_VERSION, PiiSpan, Redactor, default_redactor
-from bwc.store import SCHEMAS, write_atomically
+from bwc.store import SCHEMAS, Store, write_atomically
 
 EXPORT_FORMAT = "bwc-research-export"
 EXPORT_FORMAT_VERSION = 1
@@ -166,7 +166,7 @@ def export_store(
     encounters, utterances = _read_scores(store)
     if encounters.empty:
         raise ExportError(f"{store}: no scored encounters to export (run `bwc run` or `bwc score` first)")
-    flags = _read_table(store, "flags")
+    flags = Store(store).read_parts("flags")
     flags = flags[flags["encounter_id"].isin(set(encounters["encounter_id"]))]
     pseudonyms = _Pseudonyms(store_pseudonymizer(store, str(key_file) if key_file else None))
     redactor = redactor or default_redactor()
@@ -213,21 +213,10 @@ def export_store(
 
 
 # -- reading --------------------------------------------------------------------------------------------------------
-def _read_table(store: Path, table: str) -> pd.DataFrame:
-    """Every part of ``table`` as one frame with a ``part`` column, oldest part first; empty when there is none."""
-    schema = SCHEMAS[table]
-    paths = sorted((store / table).glob("part-*.parquet"), key=lambda path: (path.stat().st_mtime_ns, path.name))
-    frames = [pq.read_table(path, schema=schema).to_pandas().assign(part=path.stem) for path in paths]
-    frames = [frame for frame in frames if not frame.empty]
-    if not frames:
-        return schema.empty_table().to_pandas().assign(part=pd.Series(dtype=str))
-    return pd.concat(frames, ignore_index=True)
-
-
 def _read_scores(store: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Encounter and utterance scores; when two parts hold one encounter, the newer part wins (as for flags)."""
-    encounters = _read_table(store, "encounter_scores").drop_duplicates("encounter_id", keep="last")
-    utterances = _read_table(store, "utterance_scores")
+    encounters = Store(store).read_parts("encounter_scores").drop_duplicates("encounter_id", keep="last")
+    utterances = Store(store).read_parts("utterance_scores")
     utterances = utterances.merge(encounters[["encounter_id", "part"]], on=["encounter_id", "part"], how="inner")
     encounters = encounters.sort_values("encounter_id", kind="stable").reset_index(drop=True)
     utterances = utterances.sort_values(["encounter_id", "turn"], kind="stable").reset_index(drop=True)

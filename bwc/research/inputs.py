@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bwc.store import Store
+
 ENCOUNTER_TABLE = "encounter_scores"  # the store table read
 REQUIRED_ENCOUNTER_COLUMNS = ("officer_id", "recorded_at")
 ID_COLUMNS = ("encounter_id", "recording_id", "officer_id")  # read as text, so badge "007" stays "007"
@@ -148,18 +150,14 @@ def load_roster(path: Path) -> pd.DataFrame:
 
 def _read_store_table(store: Path) -> pd.DataFrame:
     """Every part of ``STORE/encounter_scores``, oldest first, the newest scoring of an encounter kept."""
-    folder = store / ENCOUNTER_TABLE
-    parts = sorted(folder.glob("part-*.parquet"), key=lambda p: (p.stat().st_mtime_ns, p.name))
-    if not parts:
+    if not store.is_dir():
+        raise ValueError(f"{store}: no such store")
+    table = Store(store).read_parts(ENCOUNTER_TABLE).drop(columns="part")
+    if table.empty:
         raise ValueError(
-            f"{folder}: no scored encounters in this store (run `bwc run` or `bwc score` first)"
-            if store.is_dir()
-            else f"{store}: no such store"
+            f"{store / ENCOUNTER_TABLE}: no scored encounters in this store (run `bwc run` or `bwc score` first)"
         )
-    table = pd.concat([pd.read_parquet(part) for part in parts], ignore_index=True)
-    if "encounter_id" in table.columns:
-        table = table.drop_duplicates("encounter_id", keep="last").reset_index(drop=True)
-    return table
+    return table.drop_duplicates("encounter_id", keep="last").reset_index(drop=True)
 
 
 def _read_table(path: Path) -> pd.DataFrame:
