@@ -41,8 +41,17 @@ from starlette.datastructures import FormData
 
 from bwc.config import BwcConfig
 from bwc.pseudonym import store_pseudonymizer
-from bwc.review.data import NotFound, OriginalChanged, QueueFilter, ReviewData
-from bwc.review.db import AUDIT_COLUMNS, DECISIONS, ROLES, AccountError, LoginSession, ReviewDatabase, User
+from bwc.review.data import PAGE_SIZE, NotFound, OriginalChanged, QueueFilter, ReviewData
+from bwc.review.db import (
+    AUDIT_COLUMNS,
+    DECISIONS,
+    LOCKOUT_FAILURES,
+    ROLES,
+    AccountError,
+    LoginSession,
+    ReviewDatabase,
+    User,
+)
 from bwc.review.packs import PackError, build_pack, clock
 from bwc.store import Store
 
@@ -238,7 +247,7 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
         next_path = str(form.get("next", "/"))
         audit_object(request, f"user:{username}")
         check_csrf(request, form, None)
-        if await anyio.to_thread.run_sync(database.recent_failed_logins, username) >= 10:
+        if await anyio.to_thread.run_sync(database.recent_failed_logins, username) >= LOCKOUT_FAILURES:
             request.state.audit |= {"detail": "locked: too many failed logins", "outcome": "refused"}
             return _login_again(next_path, "Too many failed logins: try again in 15 minutes.")
         user = await anyio.to_thread.run_sync(database.authenticate, username, password)
@@ -326,7 +335,7 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
                 "sort": sort,
             },
             page_number=query.page,
-            page_size=50,
+            page_size=PAGE_SIZE,
         )
 
     @app.get("/encounters/{encounter_id}", name="view_encounter")
