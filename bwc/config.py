@@ -43,7 +43,8 @@ class WhisperConfig(_Section):
     sample_len: int | None = None  # cap on tokens per 30 s window; None = whisper's default (n_text_ctx // 2)
     condition_on_previous_text: bool = True  # whisper's default; off helps against repetition loops
     fp16: bool = True  # used only on CUDA; CPU always runs fp32
-    batch_size: int = 8  # VAD chunks (30 s windows) decoded together by transcribe_chunks, across recordings
+    batch_size: int = 8  # 30 s windows of packed speech decoded together by transcribe_chunks, across recordings
+    int8: bool = False  # CPU only: dynamic int8 quantisation of whisper's linear layers (see benchmarks/RESULTS.md)
 
 
 class DiarizationConfig(_Section):
@@ -55,6 +56,9 @@ class DiarizationConfig(_Section):
     max_speakers: int | None = None  # upper bound on speakers (BWC scenes: officer, civilians, radio)
     segmentation_batch_size: int | None = None  # None keeps the pipeline's own setting
     embedding_batch_size: int | None = None  # None keeps the pipeline's own setting
+    max_segment_s: float = 600.0  # speech is diarized in segments of at most this long (memory stays flat)
+    link_min_similarity: float = 0.5  # cosine similarity of speaker centroids that links speakers across segments
+    share_embedding_trunk: bool = True  # one ResNet pass per 10 s chunk for all its local speakers (same numbers)
     token_env: str = "HF_TOKEN"  # environment variable holding a hub token (fetch only; runs never download)
 
 
@@ -65,8 +69,10 @@ class VadConfig(_Section):
     min_speech_ms: int = 250  # shorter bursts are dropped
     min_silence_ms: int = 300  # shorter pauses do not split a region
     speech_pad_ms: int = 200  # padding added on both sides of each region
-    merge_gap_s: float = 1.0  # regions closer than this are merged before transcription
+    merge_gap_s: float = 1.0  # regions closer than this are merged, with the audio between them
     max_region_s: float = 30.0  # merged regions are kept at or under whisper's 30 s window
+    pack_gap_s: float = 0.5  # silence put between regions packed into one whisper window or diarization segment
+    block_s: float = 600.0  # audio is decoded and scanned in blocks this long: memory does not grow with length
 
 
 class AssemblyConfig(_Section):
@@ -144,6 +150,8 @@ class RunConfig(_Section):
     speech_workers: int = 1  # speech actors (each loads VAD, whisper and pyannote once)
     cpus_per_speech_worker: float = 1.0  # Ray CPUs reserved per speech actor (torch threads follow it)
     gpus_per_speech_worker: float = 0.0  # fractional GPUs per speech actor; 0 runs on CPU
+    recordings_per_speech_call: int = 4  # recordings whose speech shares whisper batches in one actor call
+    scratch_dir: str | None = None  # where a recording's decoded audio waits on disk while it is processed (temp)
     speech_resources: dict[str, float] = Field(default_factory=dict)  # custom Ray resources per speech actor
     scoring_workers: int = 1  # language actors: role attribution and scoring, always on CPU
     cpus_per_scoring_worker: float = 1.0  # Ray CPUs reserved per language actor (torch threads follow it)

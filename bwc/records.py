@@ -137,6 +137,7 @@ class StageTimings:
     diarization_s: float = 0.0  # pyannote
     assembly_s: float = 0.0  # word→speaker assignment and utterances
     scoring_s: float = 0.0  # acoustics, role attribution and language scoring
+    forward_s: float = 0.0  # inside model forward passes (VAD, whisper, pyannote): part of the stages above
 
 
 @dataclass(frozen=True, slots=True)

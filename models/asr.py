@@ -22,8 +22,9 @@ Word(start=1.32, end=1.58, text='Evening.', probability=0.91, speaker=None)
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,7 @@ from whisper.tokenizer import Tokenizer, get_tokenizer
 
 from bwc.config import WhisperConfig
 from bwc.records import SpeechRegion, Word
+from models.forward_clock import ForwardClock
 from models.locate import whisper_version
 
 # whisper.transcribe's defaults for its no-speech rule: a window whose <|nospeech|> probability is above
@@ -57,12 +59,25 @@ INPUT_STRIDE = 2  # mel frames per timestamp token (N_FRAMES / n_audio_ctx)
 
 @dataclass(frozen=True)
 class SpeechChunk:
-    """A span of one recording to transcribe, typically a merged VAD region of at most 30 s."""
+    """Speech of one recording to transcribe: a stretch of at most 30 s, or several packed into one window."""
 
     key: str  # whose chunk it is, e.g. the recording id; results are grouped by it
-    start: float  # seconds from the recording's start
-    end: float  # seconds from the recording's start
-    audio: np.ndarray  # float32 mono 16 kHz samples of exactly [start, end]
+    start: float  # seconds from the recording's start (of its first piece)
+    end: float  # seconds from the recording's start (of its last piece)
+    audio: np.ndarray  # float32 mono 16 kHz samples: exactly [start, end], or the pieces one after the other
+    pieces: tuple[tuple[float, float, float], ...] = ()  # packed: (offset in audio, start, end) per piece, in order
+    language: str | None = None  # language to decode in; None: the transcriber's configured one
+
+    def to_recording_time(self, start: float, end: float) -> tuple[float, float]:
+        """A span in seconds from the chunk's audio start as recording seconds, kept inside the piece holding its
+        middle (a word never lands in the silence between packed pieces)."""
+        if not self.pieces:
+            first = min(max(self.start + start, self.start), self.end)
+            return first, min(max(self.start + end, first), self.end)
+        index = max(0, bisect_right([piece[0] for piece in self.pieces], (start + end) / 2) - 1)
+        offset, piece_start, piece_end = self.pieces[index]
+        first = min(max(piece_start + start - offset, piece_start), piece_end)
+        return first, min(max(piece_start + end - offset, first), piece_end)
 
 
 @dataclass(frozen=True)
@@ -143,12 +158,27 @@ class WhisperTranscriber:
         "cpu" or "cuda".
     """
 
-    def __init__(self, config: WhisperConfig, checkpoint: Path, device: str = "cpu") -> None:
+    def __init__(
+        self, config: WhisperConfig, checkpoint: Path, device: str = "cpu", clock: ForwardClock | None = None
+    ) -> None:
         self.config = config
         self.checkpoint = checkpoint
         self.device = device
         self.model = whisper.load_model(str(checkpoint), device=device)
-        self.version = whisper_version(checkpoint)
+        if config.int8 and device == "cpu":
+            self.model = quantize_int8(self.model)
+        self.version = whisper_version(checkpoint) + (" int8" if config.int8 and device == "cpu" else "")
+        self.clock = clock or ForwardClock()
+        self.clock.attach(self.model.encoder)  # the decoder is called once per token, the encoder once per window
+        self.clock.attach(self.model.decoder)
+
+    def detect_language(self, audio: np.ndarray) -> str:
+        """The most likely language of up to 30 s of speech (whisper's own detection on the first window)."""
+        mel = log_mel_spectrogram(torch.from_numpy(np.asarray(audio, dtype=np.float32)), self.model.dims.n_mels)
+        mel = pad_or_trim(mel, N_FRAMES).to(self.model.device)
+        with torch.inference_mode():
+            _, probabilities = self.model.detect_language(mel.to(torch.float16 if self._fp16 else torch.float32))
+        return str(max(probabilities, key=probabilities.get))  # type: ignore[arg-type]
 
     def transcribe(self, audio: np.ndarray, regions: tuple[SpeechRegion, ...]) -> tuple[tuple[Word, ...], str]:
         """Words (with timestamps and probabilities) spoken inside ``regions``, and the language used."""
@@ -183,7 +213,7 @@ class WhisperTranscriber:
                 words.append(Word(start=start, end=max(end, start), text=text, probability=float(item["probability"])))
         return tuple(words), str(result.get("language") or self.config.language or "")
 
-    def transcribe_chunks(self, chunks: Sequence[SpeechChunk], batch_size: int) -> dict[str, tuple[Word, ...]]:
+    def transcribe_chunks(self, chunks: Iterable[SpeechChunk], batch_size: int) -> dict[str, tuple[Word, ...]]:
         """Words spoken in ``chunks`` (of any number of recordings), decoding ``batch_size`` windows at a time.
 
         Each chunk is decoded as whisper.transcribe decodes a clip: a 30 s window from the chunk's start, then, where
@@ -192,12 +222,13 @@ class WhisperTranscriber:
         Chunks are independent: no text of an earlier chunk (or window) is given as prompt, unlike
         ``condition_on_previous_text``, so that any chunk can join any batch. Decoding is per item in whisper (greedy
         or beam search per row), so the words do not depend on ``batch_size`` up to float rounding. Windows run in
-        input order (a chunk's next window goes first in line, so few chunks' mel spectrograms are held at once).
+        input order (a chunk's next window goes first in line). ``chunks`` is read lazily: only the chunks of the
+        windows in hand are held, so an iterator over a long recording keeps memory flat.
 
         Parameters
         ----------
         chunks
-            Speech spans; chunks of one key need not be in order and may come from any recording.
+            Speech spans (any iterable); chunks of one key need not be in order and may come from any recording.
         batch_size
             Windows per encoder/decoder call (at least 1).
 
@@ -211,25 +242,34 @@ class WhisperTranscriber:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         words: dict[str, list[Word]] = {}
+        live: dict[int, SpeechChunk] = {}  # chunks with a window in hand
         mels: dict[int, torch.Tensor] = {}  # mel spectrograms of the chunks being decoded, with 30 s of padding
         last_speech: dict[int, float] = {}  # per chunk, end of its last word (whisper's last_speech_timestamp)
         # a chunk shorter than one mel frame (10 ms) has nothing to decode
-        pending = deque(_Window(i, 0, self.config.language) for i, c in enumerate(chunks) if c.audio.size >= HOP_LENGTH)
+        source = enumerate(chunk for chunk in chunks if chunk.audio.size >= HOP_LENGTH)
+        pending: deque[_Window] = deque()
         with torch.inference_mode():
-            while pending:
+            while True:
+                while len(pending) < batch_size and (taken := next(source, None)) is not None:
+                    index, chunk = taken
+                    live[index] = chunk
+                    pending.append(_Window(index, 0, chunk.language or self.config.language))
+                if not pending:
+                    break
                 batch = [pending.popleft() for _ in range(min(batch_size, len(pending)))]
                 follow_ups: list[_Window] = []
                 for language in dict.fromkeys(window.language for window in batch):  # one decode per language
                     group = [window for window in batch if window.language == language]
-                    follow_ups += self._decode_windows(chunks, group, mels, last_speech, words)
+                    follow_ups += self._decode_windows(live, group, mels, last_speech, words)
                 pending.extendleft(reversed(follow_ups))  # a started chunk finishes before new chunks start
                 for index in {w.chunk for w in batch} - {w.chunk for w in follow_ups}:
-                    del mels[index]  # the chunk is done (a chunk has one window in line at most)
+                    del mels[index], live[index]  # the chunk is done (a chunk has one window in line at most)
+                    last_speech.pop(index, None)
         return {key: tuple(sorted(found, key=lambda w: (w.start, w.end))) for key, found in words.items() if found}
 
     def _decode_windows(
         self,
-        chunks: Sequence[SpeechChunk],
+        chunks: dict[int, SpeechChunk],
         group: list[_Window],
         mels: dict[int, torch.Tensor],
         last_speech: dict[int, float],
@@ -309,8 +349,7 @@ class WhisperTranscriber:
     @staticmethod
     def _chunk_word(chunk: SpeechChunk, item: dict, text: str) -> Word:
         """A whisper word dict (seconds from the chunk's start) as a Word in recording time, inside the chunk."""
-        start = min(max(chunk.start + float(item["start"]), chunk.start), chunk.end)
-        end = min(max(chunk.start + float(item["end"]), start), chunk.end)
+        start, end = chunk.to_recording_time(float(item["start"]), float(item["end"]))
         return Word(start=start, end=end, text=text, probability=float(item["probability"]))
 
     def _options(self, language: str | None) -> DecodingOptions:
@@ -327,3 +366,16 @@ class WhisperTranscriber:
     @property
     def _fp16(self) -> bool:
         return self.config.fp16 and self.device.startswith("cuda")
+
+
+def quantize_int8(model: whisper.Whisper) -> whisper.Whisper:
+    """whisper with its linear layers dynamically quantised to int8 (CPU only): weights int8, activations
+    quantised per call. The token embedding (also the output projection) stays float.
+
+    whisper's ``Linear`` subclass only casts its weights to the input's dtype (for fp16 on CUDA); on CPU in fp32 it
+    is a plain ``nn.Linear``, which is what torch's quantiser recognises, so the class is swapped first.
+    """
+    for module in model.modules():
+        if type(module) is whisper.model.Linear:
+            module.__class__ = torch.nn.Linear
+    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)

@@ -5,6 +5,7 @@ Example
 >>> vad = SileroVad(VadConfig())
 >>> regions = vad.detect(audio)            # doctest: +SKIP
 >>> chunks = merge_regions(regions, max_gap_s=1.0, max_region_s=30.0)   # doctest: +SKIP
+>>> windows = pack_regions(chunks, window_s=30.0, gap_s=0.5)            # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ class SileroVad:
     def version(self) -> str:
         return silero_version()
 
-    def detect(self, audio: np.ndarray) -> tuple[SpeechRegion, ...]:
-        """Speech regions of ``audio``, in seconds, sorted and non-overlapping."""
+    def detect(self, audio: np.ndarray, start_s: float = 0.0) -> tuple[SpeechRegion, ...]:
+        """Speech regions of ``audio``, in seconds from ``start_s`` (where ``audio`` begins in its recording),
+        sorted and non-overlapping, none longer than ``max_region_s`` (silero splits longer speech at a pause)."""
         if audio.size == 0:
             return ()
         timestamps = get_speech_timestamps(
@@ -56,11 +58,13 @@ class SileroVad:
             min_speech_duration_ms=self.config.min_speech_ms,
             min_silence_duration_ms=self.config.min_silence_ms,
             speech_pad_ms=self.config.speech_pad_ms,
+            max_speech_duration_s=self.config.max_region_s,
             return_seconds=False,
         )
         self.model.reset_states()
         return tuple(
-            SpeechRegion(start=item["start"] / SAMPLE_RATE, end=item["end"] / SAMPLE_RATE) for item in timestamps
+            SpeechRegion(start=start_s + item["start"] / SAMPLE_RATE, end=start_s + item["end"] / SAMPLE_RATE)
+            for item in timestamps
         )
 
 
@@ -76,3 +80,31 @@ def merge_regions(regions: tuple[SpeechRegion, ...], max_gap_s: float, max_regio
         else:
             merged.append(region)
     return tuple(merged)
+
+
+def pack_regions(
+    regions: tuple[SpeechRegion, ...], window_s: float, gap_s: float
+) -> tuple[tuple[SpeechRegion, ...], ...]:
+    """Group consecutive regions into windows of at most ``window_s`` seconds of speech and ``gap_s`` pauses.
+
+    A window's regions are transcribed (or diarized) as one stretch of audio: their samples one after the other with
+    ``gap_s`` of silence between them, so the non-speech between them costs nothing. A region longer than
+    ``window_s`` gets a window of its own.
+
+    Examples
+    --------
+    >>> regions = (SpeechRegion(0.0, 10.0), SpeechRegion(50.0, 65.0), SpeechRegion(90.0, 100.0))
+    >>> [len(window) for window in pack_regions(regions, window_s=30.0, gap_s=0.5)]
+    [2, 1]
+    """
+    windows: list[list[SpeechRegion]] = []
+    used = 0.0  # seconds of the current window taken, gaps included
+    for region in sorted(regions, key=lambda r: r.start):
+        length = region.end - region.start
+        if windows and used + gap_s + length <= window_s:
+            windows[-1].append(region)
+            used += gap_s + length
+        else:
+            windows.append([region])
+            used = length
+    return tuple(tuple(window) for window in windows)

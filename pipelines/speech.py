@@ -1,39 +1,96 @@
-"""The speech stage: one :class:`~bwc.records.Recording` in, one :class:`~bwc.records.SpeechResult` out.
+"""The speech stage: recordings in, one :class:`~bwc.records.SpeechResult` (or the error) out per recording.
 
-decode (ffmpeg, 16 kHz mono) → VAD (silero) → transcription (whisper on the VAD chunks, ``whisper.batch_size`` chunks
-per encoder/decoder call, word timestamps) →
-diarization (pyannote) → every word assigned to a speaker → utterances → each utterance's acoustics (level, distance
-cues, pitch: what attribution and prosody need, so that no later stage decodes the audio again).
+For a batch of recordings (``run.recordings_per_speech_call``, one actor call):
 
-The models are loaded once, when the stage is built; a Ray actor builds one and reuses it for every recording.
+1. **scan**: ffmpeg decodes each recording once, block by block (``vad.block_s``), into a scratch file on local
+   disk; each block goes through silero-vad and the level meter on the way (noise floor), so memory holds one
+   block whatever the recording's length;
+2. **pack**: the VAD regions (merged across short pauses, at most 30 s each) are packed into whisper windows of at
+   most 30 s, ``vad.pack_gap_s`` of silence between regions: the non-speech a body camera mostly records costs
+   nothing, and a window is full of speech;
+3. **transcribe**: the windows of every recording in the batch go through whisper together, ``whisper.batch_size``
+   windows per encoder/decoder call (:meth:`~models.asr.WhisperTranscriber.transcribe_chunks`), read lazily from
+   the scratch files; words are mapped back to recording time;
+4. **diarize**: pyannote on each recording's speech regions only, in segments of at most
+   ``diarization.max_segment_s`` with speakers linked across segments (:meth:`~models.diarization.PyannoteDiarizer.
+   diarize_regions`);
+5. **assemble**: every word assigned to a speaker, utterances, and each utterance's acoustics (level, distance
+   cues, pitch) read from the scratch file, so that no later stage decodes the audio again.
+
+The models are loaded once, when the stage is built; a Ray actor builds one and reuses it for every batch. Seconds
+inside model forward passes are counted (:class:`~models.forward_clock.ForwardClock`) and reported per recording.
 
 Example
 -------
 >>> stage = SpeechStage.from_config(load_config(Path("/opt/bwc-models")))   # doctest: +SKIP
 >>> result = stage(recording)                                             # doctest: +SKIP
+>>> outcomes = stage.process_batch([recording, another])                  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import numpy as np
 import torch
 
-from bwc.acoustics import measure_span, noise_floor_db
-from bwc.audio import SAMPLE_RATE, read_pcm
+from bwc.acoustics import FLOOR_PERCENTILE, SILENCE_DB, frame_levels_db, measure_span
+from bwc.audio import SAMPLE_RATE, decode_to_scratch
 from bwc.config import BwcConfig
 from bwc.records import Diarization, Recording, SpeechRegion, SpeechResult, StageTimings, Word
 from bwc.transcript import assign_speakers, build_utterances
 from models.asr import SpeechChunk, WhisperTranscriber
 from models.diarization import PyannoteDiarizer
+from models.forward_clock import ForwardClock
 from models.locate import ResolvedModels
-from models.vad import SileroVad, merge_regions
+from models.vad import SileroVad, merge_regions, pack_regions
+
+WINDOW_S = 30.0  # whisper's window: packed speech per chunk
+
+
+class AudioSource(Protocol):
+    """Where a stage reads a recording's 16 kHz mono samples from, span by span."""
+
+    duration_s: float
+
+    def read(self, start_s: float, end_s: float) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class InMemoryAudio:
+    """Samples already decoded (benchmarks, tests): the same reads as a scratch file."""
+
+    samples: np.ndarray  # 16 kHz mono float32
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / SAMPLE_RATE
+
+    def read(self, start_s: float, end_s: float) -> np.ndarray:
+        first = min(max(0, round(start_s * SAMPLE_RATE)), len(self.samples))
+        return self.samples[first : min(max(first, round(end_s * SAMPLE_RATE)), len(self.samples))]
+
+
+@dataclass
+class _Scanned:
+    """A recording after decoding and VAD, waiting for whisper and pyannote."""
+
+    recording: Recording
+    audio: AudioSource
+    regions: tuple[SpeechRegion, ...]  # silero's speech regions
+    windows: tuple[tuple[SpeechRegion, ...], ...]  # merged regions packed into whisper windows
+    floor_db: float  # noise floor
+    timings: StageTimings
+    language: str = ""
+    words: tuple[Word, ...] = field(default=())
 
 
 class SpeechStage:
-    """VAD, whisper and pyannote loaded once; call it with a recording.
+    """VAD, whisper and pyannote loaded once; call it with a recording, or a batch of them.
 
     Parameters
     ----------
@@ -47,9 +104,10 @@ class SpeechStage:
 
     def __init__(self, config: BwcConfig, models: ResolvedModels, device: str = "cpu") -> None:
         self.config = config
+        self.clock = ForwardClock()
         self.vad = SileroVad(config.vad)
-        self.asr = WhisperTranscriber(config.whisper, models.whisper_checkpoint, device=device)
-        self.diarizer = PyannoteDiarizer(config.diarization, models.pyannote_pipeline, device=device)
+        self.asr = WhisperTranscriber(config.whisper, models.whisper_checkpoint, device=device, clock=self.clock)
+        self.diarizer = PyannoteDiarizer(config.diarization, models.pyannote_pipeline, device=device, clock=self.clock)
 
     @classmethod
     def from_config(cls, config: BwcConfig, device: str | None = None) -> SpeechStage:
@@ -62,72 +120,226 @@ class SpeechStage:
         return {"vad": self.vad.version, "asr": self.asr.version, "diarization": self.diarizer.version}
 
     def __call__(self, recording: Recording) -> SpeechResult:
-        clock = time.perf_counter()
-        audio = read_pcm(recording.path)
-        decode_s, _ = _lap(clock)
-        result = self.process(recording, audio)
-        return replace(result, timings=replace(result.timings, decode_s=decode_s))
+        outcome = self.process_batch([recording])[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
     def process(self, recording: Recording, audio: np.ndarray) -> SpeechResult:
-        """The stage on audio already decoded to 16 kHz mono float32 (``__call__`` decodes, then calls this)."""
+        """The stage on audio already decoded to 16 kHz mono float32."""
+        source = InMemoryAudio(np.asarray(audio, dtype=np.float32))
+        scanned: Future[_Scanned] = Future()
+        scanned.set_result(self._scan(recording, source, lambda add: _feed_blocks(source, self.config, add)))
+        outcome = self._finish([scanned])[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def process_batch(self, recordings: Sequence[Recording]) -> list[SpeechResult | Exception]:
+        """Each recording's result, or the exception that stopped it (the others go on), in input order.
+
+        Decoding and VAD run in a background thread, recording after recording, while whisper works on the windows
+        of the recordings already scanned: the models (on a GPU, the GPU) wait for the CPU only on the first one.
+        """
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bwc-scan") as scanning:
+            scans = [scanning.submit(self._scan, r, None, self._decoder(r)) for r in recordings]
+            try:
+                return self._finish(scans)
+            finally:
+                wait(scans)
+                for scan in scans:
+                    if scan.exception() is None:
+                        scan.result().audio.close()
+
+    # -- steps -------------------------------------------------------------------------------------------------
+
+    def _decoder(self, recording: Recording) -> Callable[[Callable[[np.ndarray, float], None]], AudioSource]:
+        """Decodes ``recording`` once into a scratch file, handing each block to the scanner as it arrives."""
+        run, vad = self.config.run, self.config.vad
+        return lambda add: decode_to_scratch(recording.path, run.scratch_dir, vad.block_s, on_block=add)
+
+    def _scan(
+        self,
+        recording: Recording,
+        source: AudioSource | None,
+        feed: Callable[[Callable[[np.ndarray, float], None]], AudioSource | None],
+    ) -> _Scanned:
+        """VAD and level meter over the blocks ``feed`` hands over; the merged regions packed into windows."""
+        scanner = _BlockScanner(self.vad)
         clock = time.perf_counter()
-        regions = self.vad.detect(audio)
-        vad_s, clock = _lap(clock)
-
-        chunks = merge_regions(regions, self.config.vad.merge_gap_s, self.config.vad.max_region_s)
-        words, language = self._transcribe(recording, audio, chunks)
-        asr_s, clock = _lap(clock)
-
-        # No voice activity: nothing to attribute, and pyannote on silence or road noise is wasted work.
-        diarization = self.diarizer.diarize(audio) if regions else Diarization(turns=(), exclusive_turns=())
-        diarization_s, clock = _lap(clock)
-
-        attributed = assign_speakers(words, diarization.exclusive_turns)
-        utterances = build_utterances(recording.recording_id, attributed, self.config.assembly.max_pause_s)
-        floor_db = noise_floor_db(audio)
-        acoustics = tuple(measure_span(audio, u.start, u.end, floor_db) for u in utterances)
-        assembly_s, _ = _lap(clock)
-
-        return SpeechResult(
+        audio = feed(scanner.add) or source
+        assert audio is not None
+        total_s = time.perf_counter() - clock
+        vad = self.config.vad
+        merged = merge_regions(scanner.regions(), vad.merge_gap_s, vad.max_region_s)
+        return _Scanned(
             recording=recording,
-            speech_regions=regions,
+            audio=audio,
+            regions=scanner.regions(),
+            windows=pack_regions(merged, WINDOW_S, vad.pack_gap_s),
+            floor_db=scanner.floor_db(),
+            timings=StageTimings(decode_s=total_s - scanner.vad_s, vad_s=scanner.vad_s, forward_s=scanner.forward_s),
+        )
+
+    def _finish(self, scans: Sequence[Future[_Scanned]]) -> list[SpeechResult | Exception]:
+        """Whisper across the batch, then pyannote and assembly per recording; errors stay with their recording."""
+        outcomes: dict[int, SpeechResult | Exception] = self._transcribe(list(enumerate(scans)))
+        for index, scan in enumerate(scans):
+            if index not in outcomes:
+                try:
+                    outcomes[index] = self._diarize_and_assemble(scan.result())
+                except Exception as error:
+                    outcomes[index] = error
+        return [outcomes[index] for index in range(len(scans))]
+
+    def _transcribe(self, scans: list[tuple[int, Future[_Scanned]]]) -> dict[int, Exception]:
+        """Whisper over every recording's packed windows at once; on a failure, each recording alone, so that one
+        bad recording does not take the batch with it. Returns the recordings that failed (scan errors included)."""
+        try:
+            return self._transcribe_together(scans)
+        except Exception:
+            if len(scans) == 1:
+                raise
+        failed: dict[int, Exception] = {}
+        for index, scan in scans:
+            try:
+                failed |= self._transcribe_together([(index, scan)])
+            except Exception as error:
+                failed[index] = error
+        return failed
+
+    def _transcribe_together(self, scans: list[tuple[int, Future[_Scanned]]]) -> dict[int, Exception]:
+        clock, forward = time.perf_counter(), self.clock.seconds
+        scanned: dict[int, _Scanned] = {}
+        failed: dict[int, Exception] = {}
+        waited = 0.0  # for the scanning thread: not whisper's time
+
+        def chunks() -> Iterator[SpeechChunk]:
+            nonlocal waited
+            for index, scan in scans:
+                started = time.perf_counter()
+                try:
+                    item = scan.result()
+                except Exception as error:
+                    failed[index] = error
+                    continue
+                finally:
+                    waited += time.perf_counter() - started
+                scanned[index] = item
+                item.language = self.config.whisper.language or self._detect_language(item)
+                yield from self._chunks(str(index), item)
+
+        found = self.asr.transcribe_chunks(chunks(), self.config.whisper.batch_size)
+        asr_s, forward_s = time.perf_counter() - clock - waited, self.clock.seconds - forward
+        windows = sum(len(item.windows) for item in scanned.values()) or 1
+        for index, item in scanned.items():
+            share = len(item.windows) / windows  # batched time is shared out by windows
+            item.words = found.get(str(index), ())
+            item.timings = replace(
+                item.timings,
+                asr_s=asr_s * share,
+                forward_s=item.timings.forward_s + forward_s * share,
+            )
+        return failed
+
+    def _chunks(self, key: str, item: _Scanned) -> Iterator[SpeechChunk]:
+        """A recording's windows as whisper chunks, read from its audio only when whisper gets to them."""
+        gap = np.zeros(round(self.config.vad.pack_gap_s * SAMPLE_RATE), dtype=np.float32)
+        for window in item.windows:
+            parts, pieces, offset = [], [], 0.0
+            for region in window:
+                samples = item.audio.read(region.start, region.end)
+                if parts:
+                    parts.append(gap)
+                    offset += len(gap) / SAMPLE_RATE
+                parts.append(samples)
+                pieces.append((offset, region.start, region.end))
+                offset += len(samples) / SAMPLE_RATE
+            yield SpeechChunk(
+                key=key,
+                start=window[0].start,
+                end=window[-1].end,
+                audio=np.concatenate(parts),
+                pieces=tuple(pieces) if len(pieces) > 1 else (),
+                language=item.language,
+            )
+
+    def _detect_language(self, item: _Scanned) -> str:
+        """No language configured: whisper detects it once per recording, on its first window of speech."""
+        if not item.windows:
+            return ""
+        first = next(self._chunks("", replace(item, windows=item.windows[:1])))
+        return self.asr.detect_language(first.audio)
+
+    def _diarize_and_assemble(self, item: _Scanned) -> SpeechResult:
+        clock, forward = time.perf_counter(), self.clock.seconds
+        # Only speech is diarized: pyannote on silence or road noise is wasted work.
+        if item.regions:
+            diarization = self.diarizer.diarize_regions(item.audio.read, item.regions, self.config.vad.pack_gap_s)
+        else:
+            diarization = Diarization(turns=(), exclusive_turns=())
+        diarization_s, forward_s = time.perf_counter() - clock, self.clock.seconds - forward
+        clock = time.perf_counter()
+        attributed = assign_speakers(item.words, diarization.exclusive_turns)
+        utterances = build_utterances(item.recording.recording_id, attributed, self.config.assembly.max_pause_s)
+        acoustics = tuple(
+            measure_span(item.audio.read(u.start, u.end), 0.0, u.end - u.start, item.floor_db) for u in utterances
+        )
+        return SpeechResult(
+            recording=item.recording,
+            speech_regions=item.regions,
             diarization=diarization,
             words=attributed,
             utterances=utterances,
-            language=language,
+            language=item.language,
             acoustics=acoustics,
-            timings=StageTimings(
-                vad_s=vad_s,
-                asr_s=asr_s,
+            timings=replace(
+                item.timings,
                 diarization_s=diarization_s,
-                assembly_s=assembly_s,
+                assembly_s=time.perf_counter() - clock,
+                forward_s=item.timings.forward_s + forward_s,
             ),
         )
 
-    def _transcribe(
-        self, recording: Recording, audio: np.ndarray, chunks: tuple[SpeechRegion, ...]
-    ) -> tuple[tuple[Word, ...], str]:
-        """Whisper on the recording's VAD chunks, ``whisper.batch_size`` of them per encoder/decoder call.
 
-        With no language configured, whisper.transcribe's own pass detects it once for the recording (the batched
-        path would detect it per chunk and could mix languages within one recording).
-        """
-        language = self.config.whisper.language
-        if language is None:
-            return self.asr.transcribe(audio, chunks)
-        pieces = [
-            SpeechChunk(
-                key=recording.recording_id,
-                start=chunk.start,
-                end=chunk.end,
-                audio=audio[round(chunk.start * SAMPLE_RATE) : round(chunk.end * SAMPLE_RATE)],
-            )
-            for chunk in chunks
-        ]
-        words = self.asr.transcribe_chunks(pieces, self.config.whisper.batch_size)
-        return words.get(recording.recording_id, ()), language
+class _BlockScanner:
+    """What the stage learns from each decoded block as it passes: speech regions and frame levels."""
+
+    def __init__(self, vad: SileroVad) -> None:
+        self.vad = vad
+        self.clock = ForwardClock()  # its own: scanning runs in a thread beside whisper
+        self.vad_s = 0.0
+        self.forward_s = 0.0
+        self._regions: list[SpeechRegion] = []
+        self._levels: list[np.ndarray] = []  # 10 ms frame levels, float32: 1.4 MB per hour
+
+    def add(self, block: np.ndarray, start_s: float) -> None:
+        clock, forward = time.perf_counter(), self.clock.seconds
+        with self.clock.timing():  # silero-vad is a scripted model run window by window: all of it is the model
+            regions = self.vad.detect(block, start_s)
+        self.vad_s += time.perf_counter() - clock
+        self.forward_s += self.clock.seconds - forward
+        if self._regions and regions and regions[0].start <= self._regions[-1].end + 1e-3:
+            # speech running across a block boundary: one region, unless that would make it too long for whisper
+            joined = SpeechRegion(self._regions[-1].start, regions[0].end)
+            if joined.end - joined.start <= self.vad.config.max_region_s:
+                self._regions[-1], regions = joined, regions[1:]
+        self._regions.extend(regions)
+        if len(block):
+            self._levels.append(frame_levels_db(block).astype(np.float32))
+
+    def regions(self) -> tuple[SpeechRegion, ...]:
+        return tuple(self._regions)
+
+    def floor_db(self) -> float:
+        """The recording's noise floor: a low percentile of all its frame levels."""
+        if not self._levels:
+            return SILENCE_DB
+        return float(np.percentile(np.concatenate(self._levels), FLOOR_PERCENTILE))
 
 
-def _lap(start: float) -> tuple[float, float]:
-    now = time.perf_counter()
-    return now - start, now
+def _feed_blocks(source: InMemoryAudio, config: BwcConfig, add: Callable[[np.ndarray, float], None]) -> None:
+    """Hand decoded samples to the scanner in the blocks a scratch decode would (same regions either way)."""
+    block = max(1, round(config.vad.block_s * SAMPLE_RATE))
+    for first in range(0, len(source.samples), block):
+        add(source.samples[first : first + block], first / SAMPLE_RATE)

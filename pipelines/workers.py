@@ -71,7 +71,8 @@ def item_key(item: SpeechResult | Failure | StoredTranscript | Recording) -> str
 
 
 class SpeechWorker:
-    """Ray Data actor: one speech stage per actor, one recording per call; yields ``(outcome, versions)``."""
+    """Ray Data actor: one speech stage per actor, a few recordings per call (their speech shares whisper batches);
+    yields ``(outcome, versions)`` per recording."""
 
     def __init__(self, config_json: str, models: ResolvedModels, threads: int) -> None:
         torch_threads(threads)
@@ -81,13 +82,15 @@ class SpeechWorker:
         self.stage = SpeechStage(config, models, device=_actor_device(config))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        recordings: list[Recording] = [pickle.loads(payload) for payload in batch["item"]]
         outputs = []
-        for payload in batch["item"]:
-            recording: Recording = pickle.loads(payload)
-            try:
-                outcome: SpeechResult | Failure = self.stage(recording)
-            except Exception as error:  # one recording's failure must not stop the batch
-                outcome = failure(recording.path, recording.sha256, "speech", error, with_type=True)
+        # the batch's speech shares whisper batches; one recording's failure does not stop the others
+        for recording, result in zip(recordings, self.stage.process_batch(recordings), strict=True):
+            outcome: SpeechResult | Failure = (
+                failure(recording.path, recording.sha256, "speech", result, with_type=True)
+                if isinstance(result, Exception)
+                else result
+            )
             outputs.append(pickle.dumps((outcome, self.stage.model_versions)))
         return {"item": np.array(outputs, dtype=object)}
 
@@ -145,7 +148,7 @@ def stream(items: Sequence[Item], config: BwcConfig, models: ResolvedModels | No
                 "models": models,
                 "threads": max(1, int(run.cpus_per_speech_worker)),
             },
-            batch_size=1,
+            batch_size=speech_batch_size(sum(isinstance(item, Recording) for item in items), config),
             compute=_pool(run.speech_workers),
             num_cpus=run.cpus_per_speech_worker,
             num_gpus=run.gpus_per_speech_worker,
@@ -166,11 +169,23 @@ def stream(items: Sequence[Item], config: BwcConfig, models: ResolvedModels | No
         yield pickle.loads(row["item"])
 
 
+def speech_batch_size(recordings: int, config: BwcConfig) -> int:
+    """Recordings per speech actor call: up to ``run.recordings_per_speech_call`` (their windows share whisper
+    batches), but no more than keeps every speech actor busy.
+
+    >>> config = BwcConfig.model_validate({"run": {"speech_workers": 2, "recordings_per_speech_call": 4}})
+    >>> speech_batch_size(3, config), speech_batch_size(20, config)
+    (2, 4)
+    """
+    per_actor = -(-recordings // max(1, config.run.speech_workers))
+    return max(1, min(config.run.recordings_per_speech_call, per_actor))
+
+
 def _pool(workers: int) -> ray.data.ActorPoolStrategy:
     """``workers`` actors from the start; the pass goes on with fewer when a node is lost.
 
-    One recording in flight per actor: recordings take minutes each, and an actor holding a queue of them while
-    another sits idle would leave the end of a batch to one actor.
+    One call in flight per actor: recordings take minutes each, and an actor holding a queue of them while another
+    sits idle would leave the end of a batch to one actor.
     """
     workers = max(1, workers)
     return ray.data.ActorPoolStrategy(
