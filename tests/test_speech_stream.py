@@ -140,7 +140,9 @@ def test_block_wise_scan_finds_the_same_speech(tiny_models: Path, stage_and_reco
     blocked = small_blocks(recordings[1])
     speech = sum(r.duration for r in whole.speech_regions)
     covered = sum(
-        max(0.0, min(a.end, b.end) - max(a.start, b.start)) for a in whole.speech_regions for b in blocked.speech_regions
+        max(0.0, min(a.end, b.end) - max(a.start, b.start))
+        for a in whole.speech_regions
+        for b in blocked.speech_regions
     )
     assert covered >= 0.9 * speech
     boundaries = int(whole.recording.audio.duration_s // 3.0)  # silero pads speech cut at a block's edge
