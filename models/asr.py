@@ -168,6 +168,10 @@ class WhisperTranscriber:
         if config.int8 and device == "cpu":
             self.model = quantize_int8(self.model)
         self.version = whisper_version(checkpoint) + (" int8" if config.int8 and device == "cpu" else "")
+        # numba (whisper's DTW for word timings) can reset the OpenMP thread count to every core when its threading
+        # layer starts: with several actors per node that oversubscribes the CPUs and runs 5-10x slower, so the
+        # count set for this process is put back after each alignment
+        self.threads = torch.get_num_threads()
         self.clock = clock or ForwardClock()
         self.clock.attach(self.model.encoder)  # the decoder is called once per token, the encoder once per window
         self.clock.attach(self.model.decoder)
@@ -327,6 +331,8 @@ class WhisperTranscriber:
                 num_frames=segment_size,
                 last_speech_timestamp=last_speech.get(window.chunk, 0.0),
             )
+            if torch.get_num_threads() != self.threads:
+                torch.set_num_threads(self.threads)
             ends = [item["end"] for segment in segments for item in segment.get("words", [])]
             time_offset = window.seek * HOP_LENGTH / SAMPLE_RATE
             if not single_timestamp_ending and ends and ends[-1] > time_offset:
