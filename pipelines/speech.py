@@ -50,6 +50,7 @@ from models.locate import ResolvedModels
 from models.vad import SileroVad, merge_regions, pack_regions
 
 WINDOW_S = 30.0  # whisper's window: packed speech per chunk
+LEVEL_SPAN_S = 60.0  # level meter span: bounds the frames it holds at once
 
 
 class AudioSource(Protocol):
@@ -325,8 +326,10 @@ class _BlockScanner:
             if joined.end - joined.start <= self.vad.config.max_region_s:
                 self._regions[-1], regions = joined, regions[1:]
         self._regions.extend(regions)
-        if len(block):
-            self._levels.append(frame_levels_db(block).astype(np.float32))
+        # a minute at a time: frame_levels_db materialises every frame (400 samples each, float64), 30x the block
+        step = round(LEVEL_SPAN_S * SAMPLE_RATE)
+        for first in range(0, len(block), step):
+            self._levels.append(frame_levels_db(block[first : first + step]).astype(np.float32))
 
     def regions(self) -> tuple[SpeechRegion, ...]:
         return tuple(self._regions)
