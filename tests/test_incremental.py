@@ -118,8 +118,11 @@ def test_a_run_killed_mid_batch_is_finished_by_the_next(tmp_path: Path, tiny_mod
     intake.mkdir()
     for seed in range(4):
         encode(intake / f"EV{seed}.wav", scene(10 + seed), SAMPLE_RATE, "-c:a", "pcm_s16le")
+    # one recording per speech call, so that outputs come one by one and a kill can land between them
+    config = tmp_path / "one-at-a-time.yaml"
+    config.write_text("run:\n  recordings_per_speech_call: 1\n")
     command = [sys.executable, "-m", "bwc.cli", "run", str(intake), "--store", str(store), "--models",
-               str(tiny_models), "--settle", "0"]  # fmt: skip
+               str(tiny_models), "--settle", "0", "--config", str(config)]  # fmt: skip
     driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not list((store / "recordings").glob("part-*.parquet")):
@@ -135,7 +138,7 @@ def test_a_run_killed_mid_batch_is_finished_by_the_next(tmp_path: Path, tiny_mod
     assert 1 <= len(list((store / "recordings").glob("part-*.parquet"))) < 4, "the kill should land mid-batch"
     assert done_before < 4
 
-    completed, report = bwc_run(intake, store, tiny_models)
+    completed, report = bwc_run(intake, store, tiny_models, "--config", str(config))
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert report["processed"] == 4 - done_before and report["already_done"] == done_before
     recordings = pd.read_parquet(store / "recordings")
