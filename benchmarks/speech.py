@@ -38,9 +38,10 @@ import time
 import wave
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import psutil
@@ -442,23 +443,33 @@ def measure_memory(folder: Path, phases: dict[str, Phase]) -> dict[str, dict]:
     return peaks
 
 
-class CpuWatch:
-    """Cores used, on average, by processes outside this one's process tree while it runs: other work on the
-    machine distorts the wall-clock comparison (the baseline's multi-threaded torch most of all)."""
+class _Sampler:
+    """A daemon thread running ``_watch`` while the ``with`` block runs; ``_stop`` ends it."""
 
     def __init__(self) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
-        self.others_cores = 0.0
-        self.ours_cpu_s = 0.0  # CPU seconds of this process tree meanwhile
 
-    def __enter__(self) -> CpuWatch:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
+
+    def _watch(self) -> None:
+        raise NotImplementedError
+
+
+class CpuWatch(_Sampler):
+    """Cores used, on average, by processes outside this one's process tree while it runs: other work on the
+    machine distorts the wall-clock comparison (the baseline's multi-threaded torch most of all)."""
+
+    def __init__(self) -> None:
+        self.others_cores = 0.0
+        self.ours_cpu_s = 0.0  # CPU seconds of this process tree meanwhile
+        super().__init__()
 
     def _watch(self) -> None:
         started, machine_start = time.perf_counter(), _machine_busy_s()
@@ -490,22 +501,13 @@ def _tree_cpu_s() -> dict[int, float]:
     return seconds
 
 
-class ChildrenRss:
+class ChildrenRss(_Sampler):
     """Peak summed RSS of this process's children, sampled. RUSAGE_CHILDREN cannot say it: on Linux a child
     spawned from a large process inherits the parent's resident size as its high-water mark (vfork + exec)."""
 
     def __init__(self) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
         self.peak_bytes = 0
-
-    def __enter__(self) -> ChildrenRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        super().__init__()
 
     def _watch(self) -> None:
         me = psutil.Process()
@@ -595,7 +597,7 @@ def speech_memory_child(path: str, models: str) -> None:
                 "children_peak_rss_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
                 "children_sampled_rss_kib": children.peak_bytes // 1024,
                 "seconds": time.perf_counter() - started,
-                "words": len(result.words),
+                "stage_s": {name: round(value, 1) for name, value in asdict(result.timings).items()},
             }
         )
     )
@@ -667,7 +669,8 @@ def memory_lines(peaks: dict[str, dict]) -> list[str]:
     for label, peak in peaks.items():
         lines.append(
             f"- {label} ({100 * peak['speech_share']:.0f}% speech): peak RSS {peak['peak_rss_kib'] / 1024:.0f} MiB "
-            f"(after loading the models {peak['loaded_rss_kib'] / 1024:.0f} MiB), {peak['seconds']:.0f} s; children "
+            f"(after loading the models {peak['loaded_rss_kib'] / 1024:.0f} MiB), {peak['seconds']:.0f} s "
+            f"({', '.join(f'{name} {value:.0f}' for name, value in peak['stage_s'].items())}); children "
             f"(ffmpeg): sampled peak {peak['children_sampled_rss_kib'] / 1024:.0f} MiB, RUSAGE_CHILDREN "
             f"{peak['children_peak_rss_kib'] / 1024:.0f} MiB (on Linux that includes this process's size when it "
             "spawned them)"
