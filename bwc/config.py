@@ -41,7 +41,7 @@ class WhisperConfig(_Section):
     temperature: float = 0.0  # 0 is greedy and deterministic
     beam_size: int | None = None  # None: greedy decoding
     sample_len: int | None = None  # cap on tokens per 30 s window; None = whisper's default (n_text_ctx // 2)
-    condition_on_previous_text: bool = True  # whisper's default; off helps against repetition loops
+    condition_on_previous_text: bool = True  # whisper.transcribe's option; bwc's batched windows never condition
     fp16: bool = True  # used only on CUDA; CPU always runs fp32
     batch_size: int = 8  # 30 s windows of packed speech decoded together by transcribe_chunks, across recordings
     int8: bool = False  # CPU only: dynamic int8 quantisation of whisper's linear layers (see benchmarks/RESULTS.md)

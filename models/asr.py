@@ -1,11 +1,7 @@
-"""Transcription with openai-whisper, restricted to the speech regions the VAD found.
+"""Transcription with openai-whisper, restricted to the speech the VAD found.
 
-Whisper's own ``transcribe`` is run with ``clip_timestamps`` set to the merged VAD regions: it decodes only there,
-keeps absolute timestamps, and produces word timestamps with its cross-attention alignment. Nothing of whisper is
-re-implemented here.
-
-:meth:`WhisperTranscriber.transcribe_chunks` batches instead: speech chunks (VAD regions of at most 30 s) from many
-recordings go through whisper's encoder and decoder together, ``batch_size`` 30 s windows per ``whisper.decode``
+:meth:`WhisperTranscriber.transcribe_chunks` batches speech chunks (VAD regions packed into windows of at most 30 s)
+from many recordings through whisper's encoder and decoder together, ``batch_size`` 30 s windows per ``whisper.decode``
 call; word timings come from ``whisper.timing.add_word_timestamps`` per window, as in ``whisper.transcribe``. Only
 the bookkeeping of ``whisper.transcribe``'s loop (timestamp tokens into segments, where the next window starts, the
 no-speech rule) is repeated here, per window instead of per recording.
@@ -13,7 +9,6 @@ no-speech rule) is repeated here, per window instead of per recording.
 Example
 -------
 >>> asr = WhisperTranscriber(WhisperConfig(model="small"), checkpoint=Path("small.pt"))   # doctest: +SKIP
->>> words, language = asr.transcribe(audio, regions)                                     # doctest: +SKIP
 >>> chunks = [SpeechChunk("rec-1", r.start, r.end, audio[int(r.start * 16000) : int(r.end * 16000)])
 ...           for r in regions]                                                         # doctest: +SKIP
 >>> asr.transcribe_chunks(chunks, batch_size=8)["rec-1"][0]                              # doctest: +SKIP
@@ -45,7 +40,7 @@ from whisper.timing import add_word_timestamps
 from whisper.tokenizer import Tokenizer, get_tokenizer
 
 from bwc.config import WhisperConfig
-from bwc.records import SpeechRegion, Word
+from bwc.records import Word
 from models.forward_clock import ForwardClock
 from models.locate import whisper_version
 
@@ -183,39 +178,6 @@ class WhisperTranscriber:
         with torch.inference_mode():
             _, probabilities = self.model.detect_language(mel.to(torch.float16 if self._fp16 else torch.float32))
         return str(max(probabilities, key=probabilities.get))  # type: ignore[arg-type]
-
-    def transcribe(self, audio: np.ndarray, regions: tuple[SpeechRegion, ...]) -> tuple[tuple[Word, ...], str]:
-        """Words (with timestamps and probabilities) spoken inside ``regions``, and the language used."""
-        if not regions or audio.size == 0:
-            return (), self.config.language or ""
-        clips: list[float] = []
-        for region in regions:
-            clips += [round(region.start, 3), round(region.end, 3)]
-        options: dict[str, object] = {"language": self.config.language, "fp16": self._fp16}
-        if self.config.beam_size:
-            options["beam_size"] = self.config.beam_size
-        if self.config.sample_len:
-            options["sample_len"] = self.config.sample_len
-        with torch.inference_mode():
-            result = whisper.transcribe(
-                self.model,
-                audio,
-                temperature=self.config.temperature,
-                word_timestamps=True,
-                condition_on_previous_text=self.config.condition_on_previous_text,
-                clip_timestamps=clips,
-                verbose=None,
-                **options,
-            )
-        words = []
-        for segment in result["segments"]:
-            for item in segment.get("words", []):
-                text = str(item["word"]).strip()
-                if not text:
-                    continue
-                start, end = float(item["start"]), float(item["end"])
-                words.append(Word(start=start, end=max(end, start), text=text, probability=float(item["probability"])))
-        return tuple(words), str(result.get("language") or self.config.language or "")
 
     def transcribe_chunks(self, chunks: Iterable[SpeechChunk], batch_size: int) -> dict[str, tuple[Word, ...]]:
         """Words spoken in ``chunks`` (of any number of recordings), decoding ``batch_size`` windows at a time.
