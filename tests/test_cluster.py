@@ -26,6 +26,7 @@ run:
   speech_workers: 2
   cpus_per_speech_worker: 1
   speech_resources: {bwc_speech: 1}     # speech actors only on the worker nodes
+  recordings_per_speech_call: 1         # outputs one by one, so that the node is lost between them
   scoring_workers: 1
   cpus_per_scoring_worker: 1
   scoring_resources: {bwc_language: 1}  # language actors on the head
