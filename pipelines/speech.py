@@ -60,6 +60,8 @@ class AudioSource(Protocol):
 
     def read(self, start_s: float, end_s: float) -> np.ndarray: ...
 
+    def close(self) -> None: ...
+
 
 @dataclass(frozen=True)
 class InMemoryAudio:
@@ -74,6 +76,9 @@ class InMemoryAudio:
     def read(self, start_s: float, end_s: float) -> np.ndarray:
         first = min(max(0, round(start_s * SAMPLE_RATE)), len(self.samples))
         return self.samples[first : min(max(first, round(end_s * SAMPLE_RATE)), len(self.samples))]
+
+    def close(self) -> None:
+        """Nothing to release: the caller owns the samples."""
 
 
 @dataclass
