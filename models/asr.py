@@ -246,14 +246,16 @@ class WhisperTranscriber:
         for window in group:
             if window.chunk not in mels:
                 audio = torch.from_numpy(np.asarray(chunks[window.chunk].audio, dtype=np.float32))
-                mels[window.chunk] = log_mel_spectrogram(audio, self.model.dims.n_mels, padding=N_SAMPLES)
+                mels[window.chunk] = log_mel_spectrogram(
+                    audio, self.model.dims.n_mels, padding=N_SAMPLES, device=self.model.device
+                )
         content = [mels[w.chunk].shape[-1] - N_FRAMES for w in group]  # frames of the chunk, padding off
         sizes = [min(N_FRAMES, frames - w.seek) for w, frames in zip(group, content, strict=True)]
+        dtype = torch.float16 if self._fp16 else torch.float32
         mel = torch.stack(
             [pad_or_trim(mels[w.chunk][:, w.seek : w.seek + n], N_FRAMES) for w, n in zip(group, sizes, strict=True)]
-        )
-        dtype = torch.float16 if self._fp16 else torch.float32
-        results = whisper.decode(self.model, mel.to(self.model.device).to(dtype), self._options(group[0].language))
+        ).to(self.model.device, dtype)  # word alignment below runs the model on these windows too
+        results = whisper.decode(self.model, mel, self._options(group[0].language))
         follow_ups = []
         for window, frames, size, window_mel, result in zip(group, content, sizes, mel, results, strict=True):
             found, follow_up = self._window_words(

@@ -27,8 +27,9 @@ import torch
 class ForwardClock:
     """Accumulates wall seconds spent in model forward passes (one clock per stage, one thread)."""
 
-    def __init__(self) -> None:
+    def __init__(self, synchronize: bool = False) -> None:
         self.seconds = 0.0  # total so far
+        self.synchronize = synchronize  # on a GPU: wait for queued kernels at both ends, or only launches count
         self._depth = 0  # open timings: nested ones are already inside an outer one
         self._started = 0.0
 
@@ -48,10 +49,14 @@ class ForwardClock:
 
     def _enter(self) -> None:
         if self._depth == 0:
+            if self.synchronize:
+                torch.cuda.synchronize()
             self._started = time.perf_counter()
         self._depth += 1
 
     def _exit(self) -> None:
         self._depth -= 1
         if self._depth == 0:
+            if self.synchronize:
+                torch.cuda.synchronize()
             self.seconds += time.perf_counter() - self._started

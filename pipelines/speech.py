@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Protocol
 
 import numpy as np
@@ -81,6 +82,9 @@ class InMemoryAudio:
         """Nothing to release: the caller owns the samples."""
 
 
+_Feed = Callable[[Callable[[np.ndarray, float], None]], "AudioSource | None"]  # hands blocks to a scanner
+
+
 @dataclass
 class _Scanned:
     """A recording after decoding and VAD, waiting for whisper and pyannote."""
@@ -110,7 +114,7 @@ class SpeechStage:
 
     def __init__(self, config: BwcConfig, models: ResolvedModels, device: str = "cpu") -> None:
         self.config = config
-        self.clock = ForwardClock()
+        self.clock = ForwardClock(synchronize=device.startswith("cuda"))
         self.vad = SileroVad(config.vad)
         self.asr = WhisperTranscriber(config.whisper, models.whisper_checkpoint, device=device, clock=self.clock)
         self.diarizer = PyannoteDiarizer(config.diarization, models.pyannote_pipeline, device=device, clock=self.clock)
@@ -133,13 +137,18 @@ class SpeechStage:
 
     def process(self, recording: Recording, audio: np.ndarray) -> SpeechResult:
         """The stage on audio already decoded to 16 kHz mono float32."""
-        source = InMemoryAudio(np.asarray(audio, dtype=np.float32))
-        scanned: Future[_Scanned] = Future()
-        scanned.set_result(self._scan(recording, source, lambda add: _feed_blocks(source, self.config, add)))
-        outcome = self._finish([scanned])[0]
+        outcome = self.process_arrays([(recording, audio)])[0]
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
+
+    def process_arrays(self, batch: Sequence[tuple[Recording, np.ndarray]]) -> list[SpeechResult | Exception]:
+        """:meth:`process_batch` on audio already decoded to 16 kHz mono float32."""
+        items = []
+        for recording, audio in batch:
+            source = InMemoryAudio(np.asarray(audio, dtype=np.float32))
+            items.append((recording, source, partial(_feed_blocks, source, self.config)))
+        return self._run(items)
 
     def process_batch(self, recordings: Sequence[Recording]) -> list[SpeechResult | Exception]:
         """Each recording's result, or the exception that stopped it (the others go on), in input order.
@@ -147,8 +156,11 @@ class SpeechStage:
         Decoding and VAD run in a background thread, recording after recording, while whisper works on the windows
         of the recordings already scanned: the models (on a GPU, the GPU) wait for the CPU only on the first one.
         """
+        return self._run([(recording, None, self._decoder(recording)) for recording in recordings])
+
+    def _run(self, items: Sequence[tuple[Recording, AudioSource | None, _Feed]]) -> list[SpeechResult | Exception]:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bwc-scan") as scanning:
-            scans = [scanning.submit(self._scan, r, None, self._decoder(r)) for r in recordings]
+            scans = [scanning.submit(self._scan, *item) for item in items]
             try:
                 return self._finish(scans)
             finally:
@@ -168,7 +180,7 @@ class SpeechStage:
         self,
         recording: Recording,
         source: AudioSource | None,
-        feed: Callable[[Callable[[np.ndarray, float], None]], AudioSource | None],
+        feed: _Feed,
     ) -> _Scanned:
         """VAD and level meter over the blocks ``feed`` hands over; the merged regions packed into windows."""
         scanner = _BlockScanner(self.vad)
