@@ -43,6 +43,14 @@ ModelsOption = Annotated[
     typer.Option("--models", help="Models directory (default: $BWC_MODELS or ~/.cache/bwc/models)."),
 ]
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML configuration file.", exists=True)]
+ExecutorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--executor",
+        help="ray (default: local Ray, or the cluster --address names) or local (every stage in this process, no "
+        "Ray: starts in seconds, for a handful of files on one machine). Overrides run.executor.",
+    ),
+]
 
 
 @app.command()
@@ -59,6 +67,7 @@ def run(
         typer.Option("--address", help="Join a Ray cluster: 'auto' or HOST:PORT. Default: local Ray."),
     ] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Speech actors (overrides config).")] = None,
+    executor: ExecutorOption = None,
     language: Annotated[str | None, typer.Option("--language", help="Transcription language (default en).")] = None,
     settle: Annotated[
         float | None,
@@ -76,6 +85,8 @@ def run(
         overrides["whisper"] = {"language": language}
     if settle is not None:
         overrides.setdefault("run", {})["settle_s"] = settle
+    if executor:
+        overrides.setdefault("run", {})["executor"] = executor
     try:
         effective = load_config(models, config, overrides)
         if effective.tiny_models:
@@ -113,6 +124,7 @@ def rescore(
         typer.Option("--stage", help="Only this stage: speech or scoring (repeatable). Default: both."),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what is outdated.")] = False,
+    executor: ExecutorOption = None,
 ) -> None:
     """Redo what another model version produced: speech for changed speech models, scoring for changed scorers."""
     from bwc.config import load_config
@@ -124,7 +136,7 @@ def rescore(
         console.print(f"error: unknown stage {', '.join(unknown)} (speech, scoring)", markup=False)
         raise typer.Exit(2)
     try:
-        effective = load_config(models, config)
+        effective = load_config(models, config, {"run": {"executor": executor}} if executor else None)
         from pipelines.rescore import rescore_store
 
         summary = rescore_store(store, effective, address=address, console=console, stages=stages, dry_run=dry_run)

@@ -145,8 +145,9 @@ class ReviewConfig(_Section):
 
 
 class RunConfig(_Section):
-    """How the Ray pipeline is laid out."""
+    """How the pipeline is laid out: on Ray (a workstation's local Ray or a cluster) or in this one process."""
 
+    executor: Literal["ray", "local"] = "ray"  # local: every stage in the driver, no Ray (one machine, small batches)
     speech_workers: int = 1  # speech actors (each loads VAD, whisper and pyannote once)
     cpus_per_speech_worker: float = 1.0  # Ray CPUs reserved per speech actor (torch threads follow it)
     gpus_per_speech_worker: float = 0.0  # fractional GPUs per speech actor; 0 runs on CPU

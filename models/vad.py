@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from silero_vad import get_speech_timestamps, load_silero_vad
 
 from bwc.audio import SAMPLE_RATE
 from bwc.config import VadConfig
 from bwc.records import SpeechRegion
+
+# silero_vad.model calls torch.set_num_threads(1) when it is imported: whisper and pyannote in the same process would
+# run on one thread whatever the actor was given (measured: bwc run --executor local on 2 cores used one). Put back.
+_THREADS = torch.get_num_threads()
+from silero_vad import get_speech_timestamps, load_silero_vad  # noqa: E402
+
+torch.set_num_threads(_THREADS)
 
 MODEL_NAME = "silero-vad"
 

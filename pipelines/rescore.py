@@ -151,7 +151,7 @@ def _rescore(
 ) -> RescoreSummary:
     stored = {row["sha256"]: recording_from_row(row) for row in store.read_rows("recordings")}
     writer = OutputWriter(store, catalog, run_id, console)
-    with ray_session(address, console):
+    with ray_session(address, console, config.run.executor):
         recordings, unchanged_failures = _originals_again([stored[s] for s in plan.speech if s in stored], config)
         for failed in unchanged_failures:
             writer((failed, None, {}))

@@ -25,8 +25,10 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -215,7 +217,7 @@ def _run(
     failures: list[Failure] = []
     duplicates: list[tuple[str, str]] = []
 
-    with ray_session(address, console):
+    with ray_session(address, console, config.run.executor):
         recordings, ingest_failures = ingest_paths(plan.ingest, metadata, config)
         for failed in ingest_failures:
             stat = plan.stats.get(failed.path)
@@ -346,13 +348,16 @@ def stage_resources(config: BwcConfig) -> dict[str, Any]:
     core and per GPU (``bwc plan``)."""
     run = config.run
     on_gpu = run.gpus_per_speech_worker > 0 and run.device != "cpu"
+    local = run.executor == "local"  # one speech and one language worker in turn, each with every core
+    cores = float(os.cpu_count() or 1)
     return {
+        "executor": run.executor,
         "speech_device": "cuda" if on_gpu else "cpu",
-        "speech_workers": run.speech_workers,
-        "cpus_per_speech_worker": run.cpus_per_speech_worker,
+        "speech_workers": 1 if local else run.speech_workers,
+        "cpus_per_speech_worker": cores if local else run.cpus_per_speech_worker,
         "gpus_per_speech_worker": run.gpus_per_speech_worker if on_gpu else 0.0,
-        "scoring_workers": run.scoring_workers,
-        "cpus_per_scoring_worker": run.cpus_per_scoring_worker,
+        "scoring_workers": 1 if local else run.scoring_workers,
+        "cpus_per_scoring_worker": cores if local else run.cpus_per_scoring_worker,
         "whisper": config.whisper.model,
         "diarization": config.diarization.pipeline,
     }
@@ -436,18 +441,22 @@ def failure_rows(catalog: Catalog) -> list[Failure]:
 def ingest_paths(
     paths: Sequence[Path], metadata: MetadataTable, config: BwcConfig
 ) -> tuple[list[Recording], list[Failure]]:
-    """Hash and probe ``paths`` in parallel Ray tasks; recordings sorted by path, and the files that failed."""
+    """Hash and probe ``paths`` in parallel (Ray tasks, or threads with the local executor); recordings sorted by
+    path, and the files that failed."""
     if not paths:
         return [], []
-    dataset = ray.data.from_items([{"path": str(path)} for path in paths], override_num_blocks=len(paths)).map(
-        _ingest_row,
-        fn_kwargs={"metadata": metadata, "max_duration_s": config.run.max_duration_s},
-        num_cpus=config.run.ingest_cpus,
-        **custom_resources(config.run.ingest_resources),
-    )
+    rows = [{"path": str(path)} for path in paths]
+    ingest = partial(_ingest_row, metadata=metadata, max_duration_s=config.run.max_duration_s)
+    if config.run.executor == "local":  # hashing and ffprobe wait on I/O and a child process: threads suffice
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            outcomes = [pickle.loads(row["outcome"]) for row in pool.map(ingest, rows)]
+    else:
+        dataset = ray.data.from_items(rows, override_num_blocks=len(paths)).map(
+            ingest, num_cpus=config.run.ingest_cpus, **custom_resources(config.run.ingest_resources)
+        )
+        outcomes = [pickle.loads(row["outcome"]) for row in dataset.iter_rows()]
     recordings, failures = [], []
-    for row in dataset.iter_rows():
-        outcome = pickle.loads(row["outcome"])
+    for outcome in outcomes:
         (failures if isinstance(outcome, Failure) else recordings).append(outcome)
     recordings.sort(key=lambda recording: recording.path)
     return recordings, failures

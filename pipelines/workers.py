@@ -135,6 +135,9 @@ def stream(items: Sequence[Item], config: BwcConfig, models: ResolvedModels | No
     """
     if not items:
         return
+    if config.run.executor == "local":
+        yield from _stream_local(items, config, models)
+        return
     run = config.run
     dataset = ray.data.from_items(
         [{"item": pickle.dumps((item, {}) if isinstance(item, StoredTranscript) else item)} for item in items],
@@ -167,6 +170,30 @@ def stream(items: Sequence[Item], config: BwcConfig, models: ResolvedModels | No
     )
     for row in dataset.iter_rows():
         yield pickle.loads(row["item"])
+
+
+def _stream_local(items: Sequence[Item], config: BwcConfig, models: ResolvedModels | None) -> Iterator[Output]:
+    """The same workers in this process, one after the other, all of the machine's cores to each: no Ray or actor
+    start-up (seconds on a workstation with a handful of files), no parallelism between recordings beyond torch's
+    threads and the speech stage's scanning thread."""
+    config_json, threads = config.model_dump_json(), os.cpu_count() or 1
+    language = LanguageWorker(config_json, threads)
+    recordings = [item for item in items if isinstance(item, Recording)]
+    payloads = [pickle.dumps((item, {})) for item in items if isinstance(item, StoredTranscript)]
+    if recordings and models is not None:
+        speech = SpeechWorker(config_json, models, threads)
+        size = max(1, config.run.recordings_per_speech_call)
+        for first in range(0, len(recordings), size):
+            batch = {"item": np.array([pickle.dumps(r) for r in recordings[first : first + size]], dtype=object)}
+            for payload in speech(batch)["item"]:
+                yield from _language_outputs(language, [payload])
+    yield from _language_outputs(language, payloads)
+
+
+def _language_outputs(language: LanguageWorker, payloads: list[bytes]) -> Iterator[Output]:
+    for payload in payloads:
+        for output in language({"item": np.array([payload], dtype=object)})["item"]:
+            yield pickle.loads(output)
 
 
 def speech_batch_size(recordings: int, config: BwcConfig) -> int:
@@ -205,13 +232,16 @@ class ray_session:
     environment, exactly as on its nodes (``cluster/README.md``).
     """
 
-    def __init__(self, address: str | None, console: Console) -> None:
+    def __init__(self, address: str | None, console: Console, executor: str = "ray") -> None:
+        if executor == "local" and address:
+            raise ValueError(f"--address {address} joins a Ray cluster, but run.executor is 'local' (no Ray)")
         self.address = address
         self.console = console
+        self.local = executor == "local"
         self.started_here = False
 
     def __enter__(self) -> ray_session:
-        if ray.is_initialized():
+        if self.local or ray.is_initialized():
             return self
         os.environ.update(RUNTIME_ENV_VARS)
         runtime_env = {"env_vars": dict(RUNTIME_ENV_VARS)}

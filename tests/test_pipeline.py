@@ -193,3 +193,27 @@ def test_flags_are_recomputed_at_the_end_of_the_run(run_output) -> None:
     assert report["flags"]["encounters_considered"] == with_officer
     assert report["flags"]["poor"] == (flags.flag == "poor").sum()
     assert set(flags.encounter_id) <= set(scores.encounter_id)
+
+
+def test_local_executor_writes_what_ray_writes(run_output, footage: Path, tiny_models: Path, tmp_path: Path) -> None:
+    """`--executor local` runs the same workers in the driver, without Ray: same originals, failures, duplicates,
+    and transcripts (tiny whisper is deterministic on CPU)."""
+    ray_store, _, _ = run_output
+    completed = subprocess.run(
+        [sys.executable, "-m", "bwc.cli", "run", str(footage), "--store", str(tmp_path), "--models", str(tiny_models),
+         "--metadata", str(footage / "export.csv"), "--settle", "0", "--executor", "local"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert completed.returncode == 3, completed.stderr[-2000:]  # completed, but the corrupt file failed
+    assert "Ray" not in completed.stderr
+    report = json.loads(next((tmp_path / "runs").glob("*.json")).read_text())
+    assert report["processed"] == 4 and report["failed"] == 1 and len(report["duplicates"]) == 1
+    assert report["resources"]["executor"] == "local" and report["resources"]["speech_workers"] == 1
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "failures")[["path", "stage", "reason"]],
+        pd.read_parquet(ray_store / "failures")[["path", "stage", "reason"]],
+    )
+    columns = ["recording_id", "start", "end", "word"]
+    ours = pd.read_parquet(tmp_path / "words")[columns].sort_values(["recording_id", "start"], ignore_index=True)
+    theirs = pd.read_parquet(ray_store / "words")[columns].sort_values(["recording_id", "start"], ignore_index=True)
+    pd.testing.assert_frame_equal(ours, theirs)
