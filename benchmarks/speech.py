@@ -16,8 +16,8 @@ chatter, espeak-ng dialogue with the officer near and the civilian farther) and 
 back). The memory check runs the speech stage alone (no Ray) on a 10-minute and a 4-hour WAV in a fresh process each,
 with the tiny test models.
 
-Full mode: 6 BWC-like files of 3-5 min and 2 speech-dense ones of 2.5 min, whisper base and real-size pyannote,
-and the memory check (about an hour and a half on 2 cores). --quick: one BWC-like file of about 70 s and one
+Full mode: 3 BWC-like files of 3-4 min and 2 speech-dense ones of 1 min, whisper base and real-size pyannote,
+and the memory check (about 40 minutes on 2 cores). --quick: one BWC-like file of about 70 s and one
 speech-dense one of about 18 s, whisper tiny and real-size pyannote (PyanNet + WeSpeakerResNet34: what a user runs,
 and most of the baseline's time), no memory check (under 5 minutes on a quiet 2-core machine). Both print, last,
 "speedup <bwc/baseline on the BWC-like set>". Each phase also reports how many cores other processes used meanwhile:
@@ -113,7 +113,7 @@ class Sizes:
     full_size_pyannote: bool
 
 
-FULL = Sizes(6, (180.0, 300.0), 2, 150.0, "base", True)
+FULL = Sizes(3, (180.0, 240.0), 2, 60.0, "base", True)  # about 40 minutes on 2 cores
 QUICK = Sizes(1, (60.0, 65.0), 1, 15.0, "tiny", True)  # real-size pyannote (it dominates the baseline)
 
 
