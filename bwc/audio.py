@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bwc.records import AudioInfo
+from bwc.records import AudioInfo, RecordingError
 
 SAMPLE_RATE = 16_000  # every stage after decoding works on 16 kHz mono float32
 HASH_BLOCK_BYTES = 4 * 1024 * 1024  # read size for SHA-256 of originals
@@ -32,7 +33,7 @@ DEFAULT_BLOCK_S = 30.0  # decode block length; 30 s is whisper's window
 PROBE_TIMEOUT_S = 60.0  # ffprobe on a damaged file can hang on some containers
 
 
-class AudioError(RuntimeError):
+class AudioError(RecordingError):
     """A file could not be inspected or decoded; the message says why in one line."""
 
 
@@ -68,7 +69,7 @@ def probe(path: str | Path) -> AudioInfo:
     except subprocess.TimeoutExpired as error:
         raise AudioError(f"ffprobe did not finish within {PROBE_TIMEOUT_S:.0f} s") from error
     if completed.returncode != 0:
-        detail = _last_line(completed.stderr) or f"exit status {completed.returncode}"
+        detail = _ffmpeg_reason(completed.stderr, path) or f"exit status {completed.returncode}"
         raise AudioError(f"not a readable audio/video file: {detail}")
     report = json.loads(completed.stdout or b"{}")
     streams = report.get("streams", [])
@@ -199,16 +200,18 @@ def decode_to_scratch(
     scratch_dir: str | Path | None = None,
     block_s: float = DEFAULT_BLOCK_S,
     on_block: Callable[[np.ndarray, float], None] | None = None,
+    max_s: float | None = None,
 ) -> DecodedAudio:
     """Decode ``path`` once into a scratch file, handing each block to ``on_block(samples, start_s)`` on the way.
 
     Memory holds one block at a time whatever the recording's length. Non-finite samples (NaN/Inf in float WAVs)
-    become silence, as in :func:`read_pcm`.
+    become silence, as in :func:`read_pcm`. With ``max_s``, decoding stops with an error once the audio runs past
+    it, so that a container that lies about its length cannot fill the disk.
 
     Raises
     ------
     AudioError
-        When ffmpeg fails; no scratch file is left behind.
+        When ffmpeg fails or the audio runs past ``max_s``; no scratch file is left behind.
 
     Examples
     --------
@@ -223,6 +226,10 @@ def decode_to_scratch(
             for block in stream_pcm(path, block_s=block_s):
                 if not np.isfinite(block).all():
                     block = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
+                if max_s is not None and samples + len(block) > max_s * SAMPLE_RATE:
+                    raise AudioError(
+                        f"the audio runs past {max_s:.0f} s, longer than its container said: decoding stopped"
+                    )
                 out.write(block.astype("<f4", copy=False).tobytes())
                 if on_block is not None:
                     on_block(block, samples / SAMPLE_RATE)
@@ -275,6 +282,20 @@ def _clock_seconds(value: object) -> float | None:
         return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
     except ValueError:
         return None
+
+
+def _ffmpeg_reason(stderr: bytes, path: str | Path, lines: int = 3) -> str:
+    """ffmpeg's last few distinct messages, without its "[demuxer @ 0x…]" and file-name prefixes.
+
+    >>> _ffmpeg_reason(b"[mov,mp4 @ 0x55f4] moov atom not found\\n/x/a.mp4: Invalid data found\\n", "/x/a.mp4")
+    'moov atom not found; Invalid data found'
+    """
+    found: list[str] = []
+    for line in stderr.decode("utf-8", "replace").splitlines():
+        text = re.sub(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*", "", line.strip()).removeprefix(f"{path}: ").strip()
+        if text and text not in found:
+            found.append(text)
+    return "; ".join(found[-lines:])
 
 
 def _last_line(stderr: bytes) -> str:

@@ -1,14 +1,16 @@
 """The catalog: what bwc knows about every original and every stage, behind SQLAlchemy.
 
 SQLite inside the store by default (``STORE/catalog.sqlite``); any SQLAlchemy URL (PostgreSQL for a cluster whose
-nodes share one catalog) when configured. Four tables:
+nodes share one catalog) when configured. Five tables:
 
 - ``files``: every path seen in an intake, with the size and modification time it had when hashed, so an unchanged
   file is not hashed again on the next night;
 - ``originals``: every distinct content (SHA-256), the first path it was seen under, and its recording id;
 - ``stages``: per original and stage, the state (``pending``, ``done``, ``failed``), attempts, the last reason, the
   model versions that produced the output, and the run that did it;
-- ``runs``: every run, when it started and ended, on which host and process, and how it ended.
+- ``runs``: every run, when it started and ended, on which host and process, and how it ended;
+- ``custody_heads``: per original, how many entries its custody log has and the hash of the last one
+  (:mod:`bwc.custody`), so that a log cut short or deleted whole no longer matches.
 
 Example
 -------
@@ -83,6 +85,16 @@ class RunRow(_Base):
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     status: Mapped[str] = mapped_column(String(32))  # running | completed | completed_with_failures | failed
+
+
+class CustodyHeadRow(_Base):
+    """Where one original's custody log ends."""
+
+    __tablename__ = "custody_heads"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)  # the original
+    entries: Mapped[int] = mapped_column(Integer)  # entries in its log
+    head: Mapped[str] = mapped_column(String(64))  # hash of the last entry
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 @dataclass(frozen=True)
@@ -215,6 +227,26 @@ class Catalog:
             if stage:
                 query = query.where(StageRow.stage == stage)
             return list(session.scalars(query))
+
+    # -- custody heads --------------------------------------------------------------------------------------------
+    def custody_head(self, sha256: str) -> tuple[int, str] | None:
+        """(entries, hash of the last entry) of an original's custody log; None when it has none."""
+        with Session(self.engine) as session:
+            row = session.get(CustodyHeadRow, sha256)
+            return (row.entries, row.head) if row else None
+
+    def set_custody_head(self, sha256: str, entries: int, head: str) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.merge(CustodyHeadRow(sha256=sha256, entries=entries, head=head, updated_at=_now()))
+
+    def custody_heads(self) -> dict[str, tuple[int, str]]:
+        with Session(self.engine) as session:
+            return {row.sha256: (row.entries, row.head) for row in session.scalars(select(CustodyHeadRow))}
+
+    def originals(self) -> dict[str, str]:
+        """Every distinct content the catalog knows: SHA-256 -> the path it was first taken from."""
+        with Session(self.engine) as session:
+            return {row.sha256: row.path for row in session.scalars(select(OriginalRow))}
 
     # -- runs -----------------------------------------------------------------------------------------------------
     def begin_run(self, run_id: str, host: str, pid: int) -> None:

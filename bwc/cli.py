@@ -1,8 +1,10 @@
 """The ``bwc`` command line.
 
 Exit status of ``bwc run`` and ``bwc rescore``: 0 every file processed; 3 the run completed but some files failed
-(see ``STORE/failures``); 1 the run itself failed (missing models, bad configuration, another run holding the store,
-a pass that kept losing nodes: what it did not finish stays pending for the next run); 2 usage error.
+(see ``STORE/failures``); 4 an original changed or disappeared during the run, or a custody log could not be
+extended (chain of custody: see ``STORE/failures``, stage ``custody``); 1 the run itself failed (missing models, bad
+configuration, another run holding the store, a pass that kept losing nodes: what it did not finish stays pending
+for the next run); 2 usage error. ``bwc audit verify``: 0 every custody log intact, 4 tampering or damage found.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
 EXIT_SOME_FILES_FAILED = 3
+EXIT_CUSTODY = 4
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Analyse body-worn-camera audio.")
 models_app = typer.Typer(no_args_is_help=True, help="Model weights: check, fetch, make tiny test checkpoints.")
@@ -31,11 +34,13 @@ train_app = typer.Typer(no_args_is_help=True, help="Train the language models (r
 review_app = typer.Typer(no_args_is_help=True, help="The trainer review app.")
 users_app = typer.Typer(no_args_is_help=True, help="Review app accounts (trainer, supervisor, researcher, admin).")
 research_app = typer.Typer(no_args_is_help=True, help="Research: training effects, disparities, de-identified exports.")
+audit_app = typer.Typer(no_args_is_help=True, help="Chain of custody: verify and read the originals' custody logs.")
 app.add_typer(models_app, name="models")
 models_app.add_typer(train_app, name="train")
 app.add_typer(review_app, name="review")
 app.add_typer(users_app, name="users")
 app.add_typer(research_app, name="research")
+app.add_typer(audit_app, name="audit")
 console = Console(stderr=True)
 
 ModelsOption = Annotated[
@@ -107,7 +112,13 @@ def run(
         console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_RUN_FAILED) from None
     _print_summary(summary, store)
-    raise typer.Exit(EXIT_SOME_FILES_FAILED if summary.failures else EXIT_OK)
+    raise typer.Exit(_exit_status(summary))
+
+
+def _exit_status(summary: Any) -> int:
+    if any(failure.stage == "custody" for failure in summary.failures):
+        return EXIT_CUSTODY
+    return EXIT_SOME_FILES_FAILED if summary.failures else EXIT_OK
 
 
 @app.command()
@@ -160,7 +171,7 @@ def rescore(
     )
     for failure in summary.failures:
         console.print(f"failed [{failure.stage}] {failure.path}: {failure.reason}", markup=False, highlight=False)
-    raise typer.Exit(EXIT_SOME_FILES_FAILED if summary.failures else EXIT_OK)
+    raise typer.Exit(_exit_status(summary))
 
 
 @app.command()
@@ -346,6 +357,96 @@ def review_audit(
     detail = f"{len(entries)} entries to {out} (command line)"
     database.audit("export_audit", "ok", 0, object="audit_log", detail=detail)
     console.print(f"{len(entries)} audit entries written to {out}", markup=False)
+
+
+AuditStoreOption = Annotated[Path, typer.Option("--store", help="The store whose custody logs to read.", exists=True)]
+
+
+@audit_app.command("verify")
+def audit_verify(
+    store: AuditStoreOption,
+    config: ConfigOption = None,
+    originals: Annotated[
+        bool, typer.Option("--originals", help="Also hash every original again and compare it with its log.")
+    ] = False,
+) -> None:
+    """Check every custody log: each entry's hash, the links between entries, the heads in the catalog."""
+    from bwc.catalog import Catalog
+    from bwc.config import load_config
+    from bwc.custody import CustodyLog, verify_custody
+
+    catalog = Catalog.for_store(store, load_config(None, config).run.catalog_url)
+    try:
+        report = verify_custody(store, catalog)
+        changed = _check_originals(CustodyLog(store, catalog), catalog) if originals else []
+    finally:
+        catalog.close()
+    for problem in report.problems:
+        where = f" entry {problem.seq}" if problem.seq is not None else ""
+        console.print(f"TAMPERED {problem.sha256}{where}: {problem.problem}", markup=False, highlight=False)
+    for line in changed:
+        console.print(f"CHANGED {line}", markup=False, highlight=False)
+    verdict = "intact" if report.intact and not changed else "NOT intact"
+    console.print(
+        f"{report.logs} custody logs, {report.entries} entries: {verdict}"
+        + (f"; originals hashed again: {len(changed)} changed or missing" if originals else "")
+        + f"\nseal {report.seal} (record it outside the store to detect a rewrite later)",
+        markup=False,
+        highlight=False,
+    )
+    raise typer.Exit(EXIT_OK if report.intact and not changed else EXIT_CUSTODY)
+
+
+def _check_originals(custody: Any, catalog: Any) -> list[str]:
+    """Each original the catalog knows, hashed again at the path its log last names; what no longer matches."""
+    from bwc.audio import sha256_file
+
+    changed = []
+    for sha256, first_path in sorted(catalog.originals().items()):
+        paths = [e["detail"].get("path") for e in custody.entries(sha256) if e["event"] in ("ingested", "seen_again")]
+        for path in dict.fromkeys(p for p in [first_path, *paths] if p):
+            try:
+                if sha256_file(path) != sha256:
+                    changed.append(f"{path}: no longer has SHA-256 {sha256}")
+            except OSError as error:
+                changed.append(f"{path}: {error.strerror or error} (original of {sha256})")
+    return changed
+
+
+@audit_app.command("show")
+def audit_show(
+    store: AuditStoreOption,
+    original: Annotated[str, typer.Argument(help="An original's SHA-256, recording id (16 hex digits) or path.")],
+    config: ConfigOption = None,
+) -> None:
+    """Print one original's custody log, oldest entry first."""
+    import json
+
+    from bwc.audio import sha256_file
+    from bwc.catalog import Catalog
+    from bwc.config import load_config
+    from bwc.custody import CustodyLog
+
+    catalog = Catalog.for_store(store, load_config(None, config).run.catalog_url)
+    try:
+        known = catalog.originals()
+        if Path(original).is_file():
+            original = sha256_file(original)
+        matches = [sha for sha in known if sha.startswith(original.lower())] if len(original) >= 16 else []
+        if len(matches) != 1:
+            console.print(f"error: no single original matches {original}", markup=False)
+            raise typer.Exit(EXIT_RUN_FAILED)
+        entries = CustodyLog(store, catalog).entries(matches[0])
+    finally:
+        catalog.close()
+    console.print(f"custody log of {matches[0]} ({len(entries)} entries)", markup=False)
+    table = Table()
+    for column in ("seq", "at (UTC)", "event", "actor", "detail"):
+        table.add_column(column, overflow="fold")
+    for entry in entries:
+        detail = json.dumps(entry["detail"], ensure_ascii=False)
+        table.add_row(str(entry["seq"]), entry["at"][:19], entry["event"], entry["actor"], detail)
+    Console(width=200).print(table)
 
 
 def _review_database(store: Path, config: Path | None) -> Any:
@@ -550,12 +651,16 @@ def research_export(
     date_resolution: Annotated[
         str, typer.Option("--date-resolution", help="Encounter dates as day, week or month (UTC).")
     ] = "day",
+    config: ConfigOption = None,
 ) -> None:
     """A de-identified export researchers may take away: pseudonymous officers, PII redacted, no audio."""
+    from bwc.config import load_config
     from bwc.research.export import export_store
 
     try:
-        summary = export_store(store, out, key_file, overwrite=overwrite, date_resolution=date_resolution)
+        catalog_url = load_config(None, config).run.catalog_url
+        summary = export_store(store, out, key_file, overwrite=overwrite, date_resolution=date_resolution,
+                               catalog_url=catalog_url)  # fmt: skip
     except (ValueError, RuntimeError, FileNotFoundError, OSError) as error:
         console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_RUN_FAILED) from None

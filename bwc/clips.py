@@ -30,7 +30,7 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -194,8 +194,14 @@ def plan_clips(
     return planned, failures
 
 
-def cut_clips(store: Store, config: ClipsConfig) -> ClipSummary:
+def cut_clips(
+    store: Store,
+    config: ClipsConfig,
+    on_cut: Callable[[PlannedClip, dict[str, Any], dict[str, Any]], None] | None = None,
+) -> ClipSummary:
     """Cut the clips the store's current flags call for, and rewrite ``clips/part-current.parquet``.
+
+    ``on_cut(clip, recording row, file facts)`` is called for each clip file cut now (the custody log records it).
 
     Never raises for one recording: a changed or missing original, or a cut ffmpeg cannot make, is a
     :class:`~bwc.records.Failure` in the summary and the rest go on.
@@ -231,6 +237,8 @@ def cut_clips(store: Store, config: ClipsConfig) -> ClipSummary:
                     try:
                         files[clip.clip_id] = _cut(store, clip, recording)
                         written += 1
+                        if on_cut is not None:
+                            on_cut(clip, recording, files[clip.clip_id])
                     except AudioError as error:
                         path, sha256 = recording["path"], recording["sha256"]
                         failures.append(Failure(path=path, sha256=sha256, stage=STAGE, reason=str(error)))

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ByteSize, ConfigDict, Field
 
 MODELS_CONFIG_NAME = "models.yaml"  # file inside a models directory describing what it holds
 DEFAULT_MODELS_DIR_ENV = "BWC_MODELS"  # environment variable naming the default models directory
@@ -162,6 +162,8 @@ class RunConfig(_Section):
     resubmissions: int = 2  # times a pass is resubmitted for the recordings a lost node or worker took with it
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when the actor was given a GPU
     max_duration_s: float | None = None  # originals longer than this are failed at ingest; None = no limit
+    max_file_size: ByteSize | None = None  # originals larger than this ("8 GB", or bytes) fail before being read
+    max_processing_s: float | None = None  # wall seconds one file may spend in the speech stage; None = no limit
     settle_s: float = 60.0  # a file modified this recently may still be being written: left for the next run
     max_attempts: int = 3  # a failing file is retried on later runs until it has failed this many times
     lock_wait_s: float = 0.0  # a second run on the same store waits this long for the first, then refuses

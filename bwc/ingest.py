@@ -9,7 +9,9 @@ Example
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +30,15 @@ METADATA_FIELDS = ("evidence_id", "officer_id", "recorded_at", "incident_id", "c
 
 
 class IngestError(RuntimeError):
-    """An original could not be ingested; the message says why in one line."""
+    """An original could not be ingested; the message says why in one line.
+
+    ``sha256`` is the file's hash when it could be read before the problem was found (so that the custody log of
+    that content records the rejection), else None.
+    """
+
+    def __init__(self, reason: str, sha256: str | None = None) -> None:
+        super().__init__(reason)
+        self.sha256 = sha256
 
 
 def discover(inputs: Iterable[str | Path]) -> list[Path]:
@@ -104,35 +114,52 @@ class MetadataTable:
         )
 
 
-def ingest_file(path: str | Path, metadata: MetadataTable, max_duration_s: float | None = None) -> Recording:
-    """Hash, probe and describe one original.
+def ingest_file(
+    path: str | Path,
+    metadata: MetadataTable,
+    max_duration_s: float | None = None,
+    max_size_bytes: int | None = None,
+) -> Recording:
+    """Hash, probe and describe one original. The file is only ever opened read-only.
 
     Raises
     ------
     IngestError
-        With a one-line reason when the file cannot be read or is not usable audio.
+        With a one-line reason when the file cannot be read, is not usable audio, or is over a configured limit.
     """
     path = Path(path)
+    sha256: str | None = None
     try:
-        if not path.is_file():
-            raise IngestError("not a regular file (broken link, folder or device)")
+        _require_regular_file(path)
         size = path.stat().st_size
         if size == 0:
             raise IngestError("empty file (0 bytes)")
+        if max_size_bytes is not None and size > max_size_bytes:
+            raise IngestError(
+                f"size {_bytes(size)} is over the configured maximum {_bytes(max_size_bytes)} (run.max_file_size)"
+            )
         sha256 = sha256_file(path)
         info = probe(path)
     except PermissionError as error:
-        raise IngestError(f"permission denied: {error.strerror}") from error
+        raise IngestError(f"permission denied: cannot read {path.name} ({error.strerror})", sha256) from error
     except FileNotFoundError as error:
-        raise IngestError("file disappeared during ingest") from error
+        raise IngestError("file disappeared during ingest (deleted or moved)", sha256) from error
+    except IsADirectoryError as error:
+        raise IngestError("a folder, not a media file", sha256) from error
     except OSError as error:
-        raise IngestError(f"could not read file: {error.strerror or error}") from error
+        raise IngestError(f"could not read file: {error.strerror or error}", sha256) from error
+    except IngestError as error:
+        raise IngestError(str(error), sha256) from None
     except RuntimeError as error:  # AudioError
-        raise IngestError(str(error)) from error
+        raise IngestError(str(error), sha256) from error
     if info.duration_s <= 0:
-        raise IngestError("audio stream is empty (duration 0)")
+        raise IngestError("audio stream is empty (duration 0)", sha256)
     if max_duration_s is not None and info.duration_s > max_duration_s:
-        raise IngestError(f"duration {info.duration_s:.0f} s is over the configured maximum {max_duration_s:.0f} s")
+        raise IngestError(
+            f"duration {info.duration_s:.0f} s is over the configured maximum {max_duration_s:.0f} s "
+            "(run.max_duration_s)",
+            sha256,
+        )
     return Recording(
         recording_id=sha256[:RECORDING_ID_HEX],
         path=str(path.absolute()),
@@ -141,6 +168,31 @@ def ingest_file(path: str | Path, metadata: MetadataTable, max_duration_s: float
         audio=info,
         metadata=metadata.match(path),
     )
+
+
+def _require_regular_file(path: Path) -> None:
+    """Refuse what is not a regular file, naming what it is: a link loop, a dangling link, a folder, a device."""
+    try:
+        mode = path.stat().st_mode  # follows links
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise IngestError(f"symbolic link loop: {path.name} -> {os.readlink(path)} never reaches a file") from None
+        if path.is_symlink():
+            raise IngestError(f"broken symbolic link: {path.name} -> {os.readlink(path)} does not exist") from None
+        raise
+    if stat.S_ISDIR(mode):
+        raise IngestError("a folder, not a media file")
+    if not stat.S_ISREG(mode):
+        kind = "named pipe" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
+        raise IngestError(f"not a regular file (a {kind}): not read, since reading it could block forever")
+
+
+def _bytes(size: int) -> str:
+    """A size as people read it: 4.2 GB."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
 
 
 def _parse_times(values: pd.Series, timezone: str, source: str | Path) -> list[datetime | None]:

@@ -158,6 +158,11 @@ class SpeechResult:
         return sum(region.duration for region in self.speech_regions)
 
 
+class RecordingError(RuntimeError):
+    """A problem with one recording itself (damaged, truncated, over a limit): its message is the whole reason, so
+    failure reports give it without the exception's type."""
+
+
 @dataclass(frozen=True, slots=True)
 class Failure:
     """A file that could not be processed, and why: the batch goes on without it."""

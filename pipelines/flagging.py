@@ -14,13 +14,15 @@ flags: 31 poor, 28 exemplary of 612 encounters (k = 4.1 officer utterances, esti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bwc.catalog import DONE, FAILED, Catalog
-from bwc.clips import ClipSummary, cut_clips
+from bwc.clips import ClipSummary, PlannedClip, cut_clips
 from bwc.config import BwcConfig
+from bwc.custody import CLIP_CUT, CustodyError, CustodyLog, actor
 from bwc.records import Failure
 from bwc.store import Store
 from scoring.flags import FlagSummary, flag_store
@@ -102,9 +104,30 @@ def _flag_and_clip(store: Store, config: BwcConfig, cut: bool, catalog: Catalog,
     flags = flag_store(store, config.flags)
     if not cut:
         return FlaggingSummary(flags, None)
-    clips = cut_clips(store, config.clips)
+    custody, who, custody_failures = CustodyLog(store.root, catalog), actor(), []
+
+    def record_cut(clip: PlannedClip, recording: dict[str, Any], facts: dict[str, Any]) -> None:
+        custody_entry(
+            custody, custody_failures, recording["sha256"], recording["path"], CLIP_CUT, who,
+            clip_id=clip.clip_id, kind=clip.kind, start=clip.span.start, end=clip.span.end, flag=clip.flag,
+            encounter_id=clip.encounter_id, clip_sha256=facts["sha256"], original_verified=True, run=run_id,
+        )  # fmt: skip
+
+    clips = cut_clips(store, config.clips, on_cut=record_cut)
     _record_clip_states(catalog, clips.failures, run_id)
+    clips = replace(clips, failures=clips.failures + tuple(custody_failures))
     return FlaggingSummary(flags, clips)
+
+
+def custody_entry(
+    custody: CustodyLog, failures: list[Failure], sha256: str, path: str, event: str, who: str, /, **detail: Any
+) -> None:
+    """Append to an original's custody log; a damaged log becomes a ``custody`` failure (loud, not fatal)."""
+    try:
+        custody.append(sha256, event, who, **detail)
+    except CustodyError as error:
+        failures.append(Failure(path=path, sha256=sha256, stage="custody", reason=str(error),
+                                last_attempt_at=datetime.now(UTC)))  # fmt: skip
 
 
 def _record_clip_states(catalog: Catalog, failures: tuple[Failure, ...], run_id: str) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bwc.catalog import PENDING, Catalog
+from bwc.catalog import FAILED, PENDING, Catalog
 from bwc.config import BwcConfig
 from bwc.ingest import MetadataTable
 from bwc.records import Encounter, Failure, Recording, TranscriptLine
@@ -39,6 +39,7 @@ from bwc.store import Store, acoustics_from_row, recording_from_row
 from models.locate import ResolvedModels
 from pipelines.flagging import flag_and_clip
 from pipelines.run import (
+    CUSTODY,
     SCORING,
     SPEECH,
     OutputWriter,
@@ -48,6 +49,7 @@ from pipelines.run import (
     process,
     recover_interrupted,
     store_lock,
+    verify_originals,
 )
 from pipelines.workers import StoredTranscript, ray_session, speech_version
 
@@ -166,9 +168,14 @@ def _rescore(
         console.print(f"[yellow]not in the store's recordings table[/] {sha256}: left as it is")
     flagging = flag_and_clip(store.root, config, catalog=catalog, run_id=run_id)
     console.print(flagging.describe(), markup=False, highlight=False)
+    # The originals decoded again are hashed once more, as at the end of a run.
+    custody_failures = [*writer.custody_failures, *verify_originals(recordings, writer.custody, writer.who, run_id)]
+    for failed in custody_failures:
+        catalog.mark(failed.sha256 or "", CUSTODY, FAILED, run_id, reason=failed.reason, path=failed.path)
+        console.print(f"[bold red]CUSTODY[/] {failed.path}: {failed.reason}", highlight=False)
     store.write_current_failures(failure_rows(catalog))
     wall_s = time.perf_counter() - started
-    failures = (*writer.failures, *flagging.failures)
+    failures = (*writer.failures, *flagging.failures, *custody_failures)
     summary = RescoreSummary(run_id, plan, tuple(writer.processed), failures, wall_s)
     report_path = store.write_report(run_id, summary.as_report())
     return replace(summary, report_path=str(report_path))

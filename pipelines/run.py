@@ -36,15 +36,26 @@ import ray
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bwc.audio import require_ffmpeg
+from bwc.audio import require_ffmpeg, sha256_file
 from bwc.catalog import DONE, FAILED, PENDING, Catalog, StageState
 from bwc.config import BwcConfig
+from bwc.custody import (
+    INGEST_FAILED,
+    INGESTED,
+    PROCESSED,
+    PROCESSING_FAILED,
+    SEEN_AGAIN,
+    VERIFIED,
+    VERIFY_FAILED,
+    CustodyLog,
+    actor,
+)
 from bwc.ingest import IngestError, MetadataTable, discover, ingest_file
 from bwc.records import Failure, Recording, ScoredEncounter, SpeechResult, StageTimings
 from bwc.store import Store
 from models.locate import ResolvedModels
 from models.respect.artifact import require_artifact
-from pipelines.flagging import flag_and_clip
+from pipelines.flagging import custody_entry, flag_and_clip
 from pipelines.workers import (
     Item,
     Output,
@@ -58,7 +69,8 @@ from pipelines.workers import (
     stream,
 )
 
-INGEST, SPEECH, SCORING = "ingest", "speech", "scoring"  # catalog stages
+INGEST, SPEECH, SCORING, CUSTODY = "ingest", "speech", "scoring", "custody"  # catalog stages
+VERIFY_THREADS = 4  # originals re-hashed at once at the end of a run (hashing waits on the disk)
 LOCK_FILE = ".bwc-run.lock"  # held (flock) by the run using a store; released by the OS if the run dies
 
 
@@ -82,6 +94,8 @@ class RunSummary:
     given_up: tuple[str, ...] = ()  # paths skipped: failed run.max_attempts times
     resources: dict[str, Any] = field(default_factory=dict)  # what the stages ran on (for `bwc plan`)
     flags: dict[str, Any] = field(default_factory=dict)  # flag and clip counts after the run
+    custody_failures: tuple[Failure, ...] = ()  # originals changed or gone by the end of the run, damaged logs
+    verified: int = 0  # originals whose SHA-256 was checked again at the end of the run
 
     @property
     def realtime_factor(self) -> float:
@@ -107,6 +121,8 @@ class RunSummary:
             "model_versions": self.model_versions,
             "resources": self.resources,
             "flags": self.flags,
+            "originals_verified": self.verified,
+            "custody_failures": failure_report(self.custody_failures),
         }
 
 
@@ -143,7 +159,10 @@ def run_batch(
         status = "failed"
         try:
             summary = _run(run_id, paths, store, catalog, config, models, metadata, address, console, started)
-            status = "completed_with_failures" if summary.failures else "completed"
+            status = (
+                "custody_failed" if summary.custody_failures
+                else "completed_with_failures" if summary.failures else "completed"
+            )  # fmt: skip
             return summary
         finally:
             catalog.end_run(run_id, status)
@@ -215,7 +234,12 @@ def _run(
     for path in plan.settling:
         console.print(f"[yellow]settling[/] {path} changed less than {config.run.settle_s:.0f} s ago: next run")
     failures: list[Failure] = []
+    custody_failures: list[Failure] = []
     duplicates: list[tuple[str, str]] = []
+    custody, who = CustodyLog(store.root, catalog), actor()
+
+    def record(sha256: str, path: str, event: str, /, **detail: Any) -> None:
+        custody_entry(custody, custody_failures, sha256, path, event, who, run=run_id, **detail)
 
     with ray_session(address, console, config.run.executor):
         recordings, ingest_failures = ingest_paths(plan.ingest, metadata, config)
@@ -224,6 +248,8 @@ def _run(
             key = _file_key(Path(failed.path), stat) if stat else f"file:{failed.path}"
             state = catalog.mark(key, INGEST, FAILED, run_id, reason=failed.reason, path=failed.path)
             failures.append(replace(failed, attempts=state.attempts))
+            if failed.sha256:  # read and hashed, then refused: its content's log says so
+                record(failed.sha256, failed.path, INGEST_FAILED, path=failed.path, reason=failed.reason)
         unique: dict[str, Recording] = {}
         for recording in recordings:
             stat = plan.stats.get(recording.path)
@@ -232,10 +258,14 @@ def _run(
             first = catalog.original(recording.sha256)
             if recording.sha256 in unique:
                 duplicates.append((recording.path, unique[recording.sha256].path))
+                record(recording.sha256, recording.path, SEEN_AGAIN, path=recording.path,
+                       same_as=unique[recording.sha256].path)  # fmt: skip
             elif first is not None and first != recording.path and not _unfinished(catalog, recording.sha256, limit):
                 duplicates.append((recording.path, first))
+                record(recording.sha256, recording.path, SEEN_AGAIN, path=recording.path, same_as=first)
             else:
-                catalog.add_original(recording.sha256, recording.path)
+                if catalog.add_original(recording.sha256, recording.path):
+                    record(recording.sha256, recording.path, INGESTED, **_ingest_facts(recording))
                 if _unfinished(catalog, recording.sha256, limit):
                     unique[recording.sha256] = recording
                 else:
@@ -245,12 +275,22 @@ def _run(
         for recording in unique.values():  # a crash from here on leaves them pending: the next run redoes them
             catalog.mark(recording.sha256, SPEECH, PENDING, run_id, path=recording.path)
 
-        writer = OutputWriter(store, catalog, run_id, console)
+        writer = OutputWriter(store, catalog, run_id, console, custody)
         process(list(unique.values()), config, models, writer, console, "speech")
     failures += writer.failures
     flagging = flag_and_clip(store.root, config, catalog=catalog, run_id=run_id)
     console.print(flagging.describe(), markup=False, highlight=False)
     failures += flagging.failures
+
+    # The originals this run read are hashed again: a change or a disappearance during the run is an alarm.
+    custody_failures += writer.custody_failures
+    custody_failures += verify_originals(recordings, custody, who, run_id)
+    custody_failures += [failed for failed in flagging.failures if failed.stage == CUSTODY]
+    for failed in custody_failures:
+        if failed.sha256:
+            catalog.mark(failed.sha256, CUSTODY, FAILED, run_id, reason=failed.reason, path=failed.path)
+        console.print(f"[bold red]CUSTODY[/] {failed.path}: {failed.reason}", highlight=False)
+    failures += [failed for failed in custody_failures if failed not in failures]
 
     store.write_current_failures(failure_rows(catalog))
     summary = RunSummary(
@@ -269,6 +309,8 @@ def _run(
         given_up=tuple(plan.given_up),
         resources=stage_resources(config),
         flags=flagging.as_report(),
+        custody_failures=tuple(custody_failures),
+        verified=len({recording.sha256 for recording in recordings}),
     )
     report_path = store.write_report(run_id, summary.as_report())
     return replace(summary, report_path=str(report_path))
@@ -281,8 +323,13 @@ class OutputWriter:
     next run rewrites the same part files (named by recording id), so nothing is ever present twice.
     """
 
-    def __init__(self, store: Store, catalog: Catalog, run_id: str, console: Console) -> None:
+    def __init__(
+        self, store: Store, catalog: Catalog, run_id: str, console: Console, custody: CustodyLog | None = None
+    ) -> None:
         self.store, self.catalog, self.run_id, self.console = store, catalog, run_id, console
+        self.custody = custody or CustodyLog(store.root, catalog)
+        self.who = actor()
+        self.custody_failures: list[Failure] = []  # logs that could not be extended
         self.processed: list[str] = []  # recording ids written
         self.failures: list[Failure] = []  # with their attempt counts
         self.audio_s = self.speech_s = 0.0
@@ -309,6 +356,9 @@ class OutputWriter:
             self._fail(failure(recording.path, recording.sha256, "write", error), SPEECH, version)
             return
         self.catalog.mark(recording.sha256, SPEECH, DONE, self.run_id, version, path=recording.path)
+        self._record(recording.sha256, recording.path, PROCESSED, stage=SPEECH, models=_speech_models(versions),
+                     recording_id=recording.recording_id, utterances=len(result.utterances),
+                     words=len(result.words), speech_s=round(result.speech_s, 3))  # fmt: skip
         self._scoring_state(recording, scored, versions.get("scoring"))
         self.processed.append(recording.recording_id)
         self.audio_s += recording.audio.duration_s
@@ -335,12 +385,20 @@ class OutputWriter:
             self._fail(scored, SCORING, version)
         else:
             self.catalog.mark(recording.sha256, SCORING, DONE, self.run_id, version, path=recording.path)
+            self._record(recording.sha256, recording.path, PROCESSED, stage=SCORING, models={SCORING: version},
+                         recording_id=recording.recording_id)  # fmt: skip
 
     def _fail(self, failed: Failure, stage: str, version: str | None) -> None:
         state = self.catalog.mark(failed.sha256 or "", stage, FAILED, self.run_id, version, failed.reason,
                                   failed.path)  # fmt: skip
         self.failures.append(replace(failed, attempts=state.attempts))
         self.console.print(f"[red]failed[/] [{failed.stage}] {failed.path}: {failed.reason}")
+        if failed.sha256:
+            self._record(failed.sha256, failed.path, PROCESSING_FAILED, stage=stage, models=version,
+                         reason=failed.reason)  # fmt: skip
+
+    def _record(self, sha256: str, path: str, event: str, /, **detail: Any) -> None:
+        custody_entry(self.custody, self.custody_failures, sha256, path, event, self.who, run=self.run_id, **detail)
 
 
 def stage_resources(config: BwcConfig) -> dict[str, Any]:
@@ -446,7 +504,8 @@ def ingest_paths(
     if not paths:
         return [], []
     rows = [{"path": str(path)} for path in paths]
-    ingest = partial(_ingest_row, metadata=metadata, max_duration_s=config.run.max_duration_s)
+    max_size = int(config.run.max_file_size) if config.run.max_file_size is not None else None
+    ingest = partial(_ingest_row, metadata=metadata, max_duration_s=config.run.max_duration_s, max_size_bytes=max_size)
     if config.run.executor == "local":  # hashing and ffprobe wait on I/O and a child process: threads suffice
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             outcomes = [pickle.loads(row["outcome"]) for row in pool.map(ingest, rows)]
@@ -462,11 +521,13 @@ def ingest_paths(
     return recordings, failures
 
 
-def _ingest_row(row: dict[str, Any], metadata: MetadataTable, max_duration_s: float | None) -> dict[str, Any]:
+def _ingest_row(
+    row: dict[str, Any], metadata: MetadataTable, max_duration_s: float | None, max_size_bytes: int | None
+) -> dict[str, Any]:
     try:
-        outcome: Recording | Failure = ingest_file(row["path"], metadata, max_duration_s=max_duration_s)
+        outcome: Recording | Failure = ingest_file(row["path"], metadata, max_duration_s, max_size_bytes)
     except IngestError as error:
-        outcome = failure(row["path"], None, "ingest", error)
+        outcome = failure(row["path"], error.sha256, "ingest", error)
     return {"outcome": pickle.dumps(outcome)}
 
 
@@ -520,3 +581,60 @@ def _progress(console: Console) -> Progress:
 
 def _add_timings(total: StageTimings, more: StageTimings) -> StageTimings:
     return StageTimings(**{name: value + getattr(more, name) for name, value in asdict(total).items()})
+
+
+def verify_originals(recordings: Sequence[Recording], custody: CustodyLog, who: str, run_id: str) -> list[Failure]:
+    """Hash every original a run read once more; each content's custody log records the outcome.
+
+    Returns the originals that changed or disappeared (and logs that could not be extended), as ``custody``
+    failures.
+    """
+    by_content: dict[str, list[str]] = {}
+    for recording in recordings:
+        by_content.setdefault(recording.sha256, []).append(recording.path)
+    paths = sorted({path for found in by_content.values() for path in found})
+    with ThreadPoolExecutor(max_workers=VERIFY_THREADS) as pool:
+        now = dict(zip(paths, pool.map(_hash_or_reason, paths), strict=True))
+    failures: list[Failure] = []
+    for sha256, found in sorted(by_content.items()):
+        problems = {path: now[path] for path in found if now[path] != sha256}
+        if not problems:
+            custody_entry(custody, failures, sha256, found[0], VERIFIED, who, run=run_id, paths=found)
+            continue
+        for path, outcome in problems.items():
+            if outcome.startswith("missing"):
+                reason = f"the original disappeared during the run (ingested with SHA-256 {sha256}): {outcome[9:]}"
+            else:
+                reason = f"the original changed during the run: ingested with SHA-256 {sha256}, now {outcome}"
+            custody_entry(custody, failures, sha256, path, VERIFY_FAILED, who, run=run_id, path=path, found=outcome)
+            failures.append(Failure(path=path, sha256=sha256, stage=CUSTODY, reason=reason,
+                                    last_attempt_at=datetime.now(UTC)))  # fmt: skip
+    return failures
+
+
+def _hash_or_reason(path: str) -> str:
+    try:
+        return sha256_file(path)
+    except FileNotFoundError:
+        return "missing: deleted or moved before the end of the run"
+    except OSError as error:
+        return f"missing: unreadable at the end of the run ({error.strerror or error})"
+
+
+def _ingest_facts(recording: Recording) -> dict[str, Any]:
+    """What the custody log records about an original when it is first ingested."""
+    audio, metadata = recording.audio, recording.metadata
+    return {
+        "path": recording.path,
+        "size_bytes": recording.size_bytes,
+        "recording_id": recording.recording_id,
+        "duration_s": round(audio.duration_s, 3),
+        "format": audio.format,
+        "codec": audio.codec,
+        "evidence_id": metadata.evidence_id,
+        "officer_id": metadata.officer_id,
+    }
+
+
+def _speech_models(versions: dict[str, str]) -> dict[str, str]:
+    return {name: version for name, version in versions.items() if name != SCORING}

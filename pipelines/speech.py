@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from functools import partial
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -42,7 +43,7 @@ import torch
 from bwc.acoustics import FLOOR_PERCENTILE, SILENCE_DB, frame_levels_db, measure_span
 from bwc.audio import SAMPLE_RATE, decode_to_scratch
 from bwc.config import BwcConfig
-from bwc.records import Diarization, Recording, SpeechRegion, SpeechResult, StageTimings, Word
+from bwc.records import Diarization, Recording, RecordingError, SpeechRegion, SpeechResult, StageTimings, Word
 from bwc.transcript import assign_speakers, build_utterances
 from models.asr import SpeechChunk, WhisperTranscriber
 from models.diarization import PyannoteDiarizer
@@ -52,6 +53,36 @@ from models.vad import SileroVad, merge_regions, pack_regions
 
 WINDOW_S = 30.0  # whisper's window: packed speech per chunk
 LEVEL_SPAN_S = 60.0  # level meter span: bounds the frames it holds at once
+TRUNCATED_MIN_S = 2.0  # audio this much shorter than its container says (and ...
+TRUNCATED_SHARE = 0.05  # ... this share of it) is a truncated file, not encoder padding
+DIGITAL_SILENCE = 1e-5  # a block whose peak is under this (-100 dBFS) is digital silence: no VAD needed
+OVERRUN_SHARE = 0.02  # decoding stops once audio runs this much past run.max_duration_s (a lying container)
+
+
+class ProcessingTimeExceeded(RecordingError):
+    """A recording took longer than ``run.max_processing_s``; the others in its batch go on."""
+
+
+class TruncatedAudio(RecordingError):
+    """A recording's audio stops well before its container says it should: the file is incomplete."""
+
+
+@dataclass
+class Deadline:
+    """A recording's processing-time budget, checked between steps (a block, a window, a diarization read).
+
+    >>> Deadline(None).check("decoding")  # no limit configured: never raises
+    """
+
+    limit_s: float | None  # run.max_processing_s
+    started: float = field(default_factory=time.monotonic)  # when the recording's decoding began
+
+    def check(self, doing: str) -> None:
+        if self.limit_s is not None and time.monotonic() - self.started > self.limit_s:
+            raise ProcessingTimeExceeded(
+                f"stopped while {doing}: processing took longer than the configured maximum of {self.limit_s:g} s "
+                "(run.max_processing_s)"
+            )
 
 
 class AudioSource(Protocol):
@@ -95,6 +126,7 @@ class _Scanned:
     windows: tuple[tuple[SpeechRegion, ...], ...]  # merged regions packed into whisper windows
     floor_db: float  # noise floor
     timings: StageTimings
+    deadline: Deadline  # the recording's processing-time budget
     language: str = ""
     words: tuple[Word, ...] = field(default=())
 
@@ -172,9 +204,25 @@ class SpeechStage:
     # -- steps -------------------------------------------------------------------------------------------------
 
     def _decoder(self, recording: Recording) -> Callable[[Callable[[np.ndarray, float], None]], AudioSource]:
-        """Decodes ``recording`` once into a scratch file, handing each block to the scanner as it arrives."""
+        """Decodes ``recording`` once into a scratch file, handing each block to the scanner as it arrives; a file
+        whose audio stops well short of its container's duration is refused as truncated."""
         run, vad = self.config.run, self.config.vad
-        return lambda add: decode_to_scratch(recording.path, run.scratch_dir, vad.block_s, on_block=add)
+        max_s = run.max_duration_s * (1 + OVERRUN_SHARE) + vad.block_s if run.max_duration_s else None
+
+        def decode(add: Callable[[np.ndarray, float], None]) -> AudioSource:
+            if not Path(recording.path).exists():
+                raise RecordingError(f"the original disappeared after ingest (deleted or moved): {recording.path}")
+            audio = decode_to_scratch(recording.path, run.scratch_dir, vad.block_s, on_block=add, max_s=max_s)
+            expected = recording.audio.duration_s
+            if expected - audio.duration_s > max(TRUNCATED_MIN_S, TRUNCATED_SHARE * expected):
+                audio.close()
+                raise TruncatedAudio(
+                    f"truncated or damaged: its container says {expected:.1f} s, but the audio stops at "
+                    f"{audio.duration_s:.1f} s (an incomplete copy? export it again)"
+                )
+            return audio
+
+        return decode
 
     def _scan(
         self,
@@ -183,7 +231,8 @@ class SpeechStage:
         feed: _Feed,
     ) -> _Scanned:
         """VAD and level meter over the blocks ``feed`` hands over; the merged regions packed into windows."""
-        scanner = _BlockScanner(self.vad)
+        deadline = Deadline(self.config.run.max_processing_s)
+        scanner = _BlockScanner(self.vad, deadline)
         clock = time.perf_counter()
         audio = feed(scanner.add) or source
         assert audio is not None
@@ -196,6 +245,7 @@ class SpeechStage:
             regions=scanner.regions(),
             windows=pack_regions(merged, WINDOW_S, vad.pack_gap_s),
             floor_db=scanner.floor_db(),
+            deadline=deadline,
             timings=StageTimings(decode_s=total_s - scanner.vad_s, vad_s=scanner.vad_s, forward_s=scanner.forward_s),
         )
 
@@ -244,8 +294,11 @@ class SpeechStage:
                 finally:
                     waited += time.perf_counter() - started
                 scanned[index] = item
-                item.language = self.config.whisper.language or self._detect_language(item)
-                yield from self._chunks(str(index), item)
+                try:
+                    item.language = self.config.whisper.language or self._detect_language(item)
+                    yield from self._chunks(str(index), item)
+                except ProcessingTimeExceeded as error:  # the batch goes on without it
+                    failed[index] = error
 
         found = self.asr.transcribe_chunks(chunks(), self.config.whisper.batch_size)
         asr_s, forward_s = time.perf_counter() - clock - waited, self.clock.seconds - forward
@@ -264,6 +317,7 @@ class SpeechStage:
         """A recording's windows as whisper chunks, read from its audio only when whisper gets to them."""
         gap = np.zeros(round(self.config.vad.pack_gap_s * SAMPLE_RATE), dtype=np.float32)
         for window in item.windows:
+            item.deadline.check("transcribing")
             parts, pieces, offset = [], [], 0.0
             for region in window:
                 samples = item.audio.read(region.start, region.end)
@@ -291,12 +345,18 @@ class SpeechStage:
 
     def _diarize_and_assemble(self, item: _Scanned) -> SpeechResult:
         clock, forward = time.perf_counter(), self.clock.seconds
+
+        def read(start_s: float, end_s: float) -> np.ndarray:
+            item.deadline.check("diarizing")
+            return item.audio.read(start_s, end_s)
+
         # Only speech is diarized: pyannote on silence or road noise is wasted work.
         if item.regions:
-            diarization = self.diarizer.diarize_regions(item.audio.read, item.regions, self.config.vad.pack_gap_s)
+            diarization = self.diarizer.diarize_regions(read, item.regions, self.config.vad.pack_gap_s)
         else:
             diarization = Diarization(turns=(), exclusive_turns=())
         diarization_s, forward_s = time.perf_counter() - clock, self.clock.seconds - forward
+        item.deadline.check("assembling utterances")
         clock = time.perf_counter()
         attributed = assign_speakers(item.words, diarization.exclusive_turns)
         utterances = build_utterances(item.recording.recording_id, attributed, self.config.assembly.max_pause_s)
@@ -323,8 +383,9 @@ class SpeechStage:
 class _BlockScanner:
     """What the stage learns from each decoded block as it passes: speech regions and frame levels."""
 
-    def __init__(self, vad: SileroVad) -> None:
+    def __init__(self, vad: SileroVad, deadline: Deadline) -> None:
         self.vad = vad
+        self.deadline = deadline
         self.clock = ForwardClock()  # its own: scanning runs in a thread beside whisper
         self.vad_s = 0.0
         self.forward_s = 0.0
@@ -332,9 +393,13 @@ class _BlockScanner:
         self._levels: list[np.ndarray] = []  # 10 ms frame levels, float32: 1.4 MB per hour
 
     def add(self, block: np.ndarray, start_s: float) -> None:
+        self.deadline.check("decoding and detecting speech")
         clock, forward = time.perf_counter(), self.clock.seconds
-        with self.clock.timing():  # silero-vad is a scripted model run window by window: all of it is the model
-            regions = self.vad.detect(block, start_s)
+        if float(np.max(np.abs(block), initial=0.0)) < DIGITAL_SILENCE:
+            regions: tuple[SpeechRegion, ...] = ()  # a muted camera: silero would take 40 s an hour to find nothing
+        else:
+            with self.clock.timing():  # silero-vad is a scripted model run window by window: all of it is the model
+                regions = self.vad.detect(block, start_s)
         self.vad_s += time.perf_counter() - clock
         self.forward_s += self.clock.seconds - forward
         if self._regions and regions and regions[0].start <= self._regions[-1].end + 1e-3:

@@ -35,14 +35,21 @@ import ray
 from rich.console import Console
 
 from bwc.config import BwcConfig
-from bwc.records import Encounter, Failure, Recording, ScoredEncounter, SpeechResult
+from bwc.records import Encounter, Failure, Recording, RecordingError, ScoredEncounter, SpeechResult
 from models.locate import ResolvedModels
 
 RUNTIME_ENV_VARS = {
     "HF_HUB_OFFLINE": "1",  # runs never download: weights come from the models directory
+    "TRANSFORMERS_OFFLINE": "1",  # the same for transformers' own look-ups
     "PYANNOTE_METRICS_ENABLED": "0",  # pyannote telemetry off
+    "RAY_USAGE_STATS_ENABLED": "0",  # Ray's usage reports off
     "TOKENIZERS_PARALLELISM": "false",
 }
+# Ray's head (its dashboard process, started even without the dashboard) asks the cloud metadata services
+# (169.254.169.254, metadata.google.internal) which cloud it runs on, with `requests`, whether or not usage stats
+# are enabled (ray-project/ray#51793). While bwc starts a local Ray, `requests` in Ray's processes is pointed at a
+# closed port on this host, so those questions fail at once and no packet leaves the machine.
+NO_NETWORK_PROXY = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": ""}
 SPEECH_MODELS = ("vad", "asr", "diarization")  # what the speech stage's catalog version is made of
 
 
@@ -241,20 +248,21 @@ class ray_session:
         self.started_here = False
 
     def __enter__(self) -> ray_session:
+        os.environ.update(RUNTIME_ENV_VARS)  # before the model libraries are imported (they read it then)
         if self.local or ray.is_initialized():
             return self
-        os.environ.update(RUNTIME_ENV_VARS)
         runtime_env = {"env_vars": dict(RUNTIME_ENV_VARS)}
         if self.address:
             ray.init(address=self.address, runtime_env=runtime_env, logging_level=logging.WARNING)
         else:
-            ray.init(
-                num_cpus=os.cpu_count(),
-                include_dashboard=False,
-                runtime_env=runtime_env,
-                logging_level=logging.WARNING,
-                log_to_driver=False,
-            )
+            with _environment(NO_NETWORK_PROXY | {name.lower(): value for name, value in NO_NETWORK_PROXY.items()}):
+                ray.init(
+                    num_cpus=os.cpu_count(),
+                    include_dashboard=False,
+                    runtime_env=runtime_env,
+                    logging_level=logging.WARNING,
+                    log_to_driver=False,
+                )
         self.started_here = True
         logging.getLogger("ray.data").setLevel(logging.WARNING)  # per-dataset "execution finished" lines
         context = ray.data.DataContext.get_current()
@@ -265,6 +273,25 @@ class ray_session:
     def __exit__(self, *exc_info: object) -> None:
         if self.started_here:
             ray.shutdown()
+
+
+class _environment:
+    """Set environment variables for the duration of a ``with`` block (processes started in it inherit them)."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+        self.saved: dict[str, str | None] = {}
+
+    def __enter__(self) -> None:
+        self.saved = {name: os.environ.get(name) for name in self.values}
+        os.environ.update(self.values)
+
+    def __exit__(self, *exc_info: object) -> None:
+        for name, value in self.saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def torch_threads(threads: int) -> None:
@@ -283,7 +310,8 @@ def _actor_device(config: BwcConfig) -> str:
 
 def failure(path: str, sha256: str | None, stage: str, error: BaseException, with_type: bool = False) -> Failure:
     """A one-line :class:`~bwc.records.Failure` for ``error`` (the type named when it is not self-explanatory)."""
-    reason = f"{type(error).__name__}: {one_line(error)}" if with_type else one_line(error)
+    named = with_type and not isinstance(error, RecordingError)  # a RecordingError's message is the whole reason
+    reason = f"{type(error).__name__}: {one_line(error)}" if named else one_line(error)
     return Failure(path=str(path), sha256=sha256, stage=stage, reason=reason, last_attempt_at=datetime.now(UTC))
 
 

@@ -80,7 +80,7 @@ def test_ingest_reasons(tmp_path: Path) -> None:
     empty.touch()
     with pytest.raises(IngestError, match="empty file"):
         ingest_file(empty, MetadataTable.empty())
-    with pytest.raises(IngestError, match="not a regular file"):
+    with pytest.raises(IngestError, match="file disappeared"):
         ingest_file(tmp_path / "gone.wav", MetadataTable.empty())
     long = encode(tmp_path / "long.wav", tone(3.0), SAMPLE_RATE, "-c:a", "pcm_s16le")
     with pytest.raises(IngestError, match="over the configured maximum"):

@@ -341,3 +341,43 @@ def test_queue_filters_by_date_and_review_state_and_sorts(review_server: ReviewS
     reviewed = rows.findall(trainer.get("/queue", params={"reviewed": "yes"}).text)
     assert sorted(unreviewed + reviewed) == sorted(flags.encounter_id)
     assert trainer.get("/queue", params={"date_from": "yesterday"}).status_code == 400
+
+
+def custody_events(server: ReviewServer, recording_id: str) -> list[dict]:
+    recordings = pd.read_parquet(server.store / "recordings")
+    sha256 = recordings.loc[recordings.recording_id == recording_id, "sha256"].iloc[0]
+    log = server.store / "custody" / f"{sha256}.jsonl"
+    return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+
+
+def test_views_plays_packs_and_exports_enter_the_originals_custody_log(review_server: ReviewServer, tmp_path) -> None:
+    recording = review_server.recordings[review_server.exemplary]
+    before = len(custody_events(review_server, recording))
+    trainer, token = log_in(review_server, "sam")
+    assert trainer.get(f"/encounters/{review_server.exemplary}").status_code == 200
+    assert trainer.get(f"/audio/{recording}").status_code == 200
+    assert trainer.get(f"/audio/{recording}", headers={"Range": "bytes=100-1123"}).status_code == 206  # same play
+    answer = trainer.post("/exemplars/export", data={"encounter_id": review_server.exemplary, "csrf_token": token})
+    assert answer.status_code == 200
+    entries = custody_events(review_server, recording)[before:]
+    assert [(e["event"], e["detail"].get("what")) for e in entries] == [
+        ("viewed", "encounter page (transcript and scores)"),
+        ("viewed", "audio played"),
+        ("pack_exported", None),
+    ]
+    assert {e["actor"] for e in entries} == {"sam (review app, supervisor)"}
+    assert entries[-1]["detail"]["pack_sha256"] == sha256_file_bytes(answer.content)
+    exported = subprocess.run(
+        [sys.executable, "-m", "bwc.cli", "research", "export", "--store", str(review_server.store), "--out",
+         str(tmp_path / "export")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    (research,) = custody_events(review_server, recording)[before + 3 :]
+    assert research["event"] == "research_exported" and research["detail"]["out_dir"] == str(tmp_path / "export")
+    assert research["detail"]["manifest_sha256"] == sha256_file(tmp_path / "export" / "manifest.json")
+    verified = subprocess.run(
+        [sys.executable, "-m", "bwc.cli", "audit", "verify", "--store", str(review_server.store)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert verified.returncode == 0, verified.stderr

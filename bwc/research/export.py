@@ -44,6 +44,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bwc.catalog import Catalog
+from bwc.custody import RESEARCH_EXPORTED, CustodyError, CustodyLog, actor
 from bwc.pseudonym import DEFAULT_KEY_FILE, PREFIX, Pseudonymizer, store_pseudonymizer
 from bwc.research.redact import PII_TYPES, PLACEHOLDERS, REDACTION_VERSION, PiiSpan, Redactor, default_redactor
 from bwc.store import SCHEMAS, Store, write_atomically
@@ -134,6 +136,7 @@ def export_store(
     overwrite: bool = False,
     date_resolution: str = "day",
     redactor: Redactor | None = None,
+    catalog_url: str | None = None,
 ) -> ExportSummary:
     """Write the de-identified research export of ``store`` into ``out_dir`` (see the module docstring).
 
@@ -199,6 +202,7 @@ def export_store(
         store, out_dir, key_file, tables, files, redacted, derived.replacements, date_resolution, key_id
     )
     write_atomically(out_dir / MANIFEST, lambda temporary: Path(temporary).write_text(manifest, encoding="utf-8"))
+    _record_custody(store, catalog_url, encounters, out_dir, _sha256(out_dir / MANIFEST), date_resolution, key_id)
     return ExportSummary(
         out_dir=out_dir,
         rows={name: table.num_rows for name, table in tables.items()},
@@ -210,6 +214,43 @@ def export_store(
         key_id=key_id,
         seconds=time.monotonic() - started,
     )
+
+
+def _record_custody(
+    store: Path,
+    catalog_url: str | None,
+    encounters: pd.DataFrame,
+    out_dir: Path,
+    manifest_sha256: str,
+    date_resolution: str,
+    key_id: str,
+) -> None:
+    """A ``research_exported`` entry in the custody log of every original whose scores the export holds.
+
+    Raises
+    ------
+    ExportError
+        When a log could not be extended (the export itself is complete).
+    """
+    ids = set(encounters["recording_id"].dropna()) if "recording_id" in encounters else set()
+    originals = [row for row in Store(store).read_rows("recordings") if row["recording_id"] in ids]
+    if not originals:
+        return  # encounters scored from transcript tables: no original behind them
+    catalog = Catalog.for_store(store, catalog_url)
+    problems, who = [], actor()
+    try:
+        custody = CustodyLog(store, catalog)
+        for row in originals:
+            mine = sorted(encounters.loc[encounters["recording_id"] == row["recording_id"], "encounter_id"])
+            try:
+                detail = {"out_dir": str(out_dir), "encounters": mine, "manifest_sha256": manifest_sha256}
+                custody.append(row["sha256"], RESEARCH_EXPORTED, who, **detail, dates=date_resolution, key_id=key_id)
+            except CustodyError as error:
+                problems.append(str(error))
+    finally:
+        catalog.close()
+    if problems:
+        raise ExportError(f"the export in {out_dir} is complete, but custody could not record it: {problems[0]}")
 
 
 # -- reading --------------------------------------------------------------------------------------------------------

@@ -39,7 +39,9 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.datastructures import FormData
 
+from bwc.catalog import Catalog
 from bwc.config import BwcConfig
+from bwc.custody import PACK_EXPORTED, VIEWED, CustodyError, CustodyLog
 from bwc.pseudonym import store_pseudonymizer
 from bwc.review.data import PAGE_SIZE, NotFound, OriginalChanged, QueueFilter, ReviewData
 from bwc.review.db import (
@@ -136,6 +138,7 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
     store = Store(store_root)
     database = ReviewDatabase.for_store(store.root, config.review.database_url)
     data = ReviewData(store)
+    custody = CustodyLog(store.root, Catalog.for_store(store.root, config.run.catalog_url))
     pseudonym = store_pseudonymizer(store.root, config.review.pseudonym_key_file)
     hours = config.review.session_hours
     environment = Environment(loader=PackageLoader("bwc.review", "templates"), autoescape=select_autoescape())
@@ -178,6 +181,25 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
 
     def audit_object(request: Request, object_: str, detail: str = "") -> None:
         request.state.audit = {"object": object_, "detail": detail}
+
+    def record_custody(login: LoginSession, recordings: list[dict[str, Any]], event: str, **detail: Any) -> None:
+        """An entry in the custody log of each original behind what this user is about to see or take away.
+
+        A log that cannot be extended (damaged, or changed outside bwc) stops the request: evidence is not shown
+        while its custody record is in doubt.
+        """
+        user = login.user
+        for sha256 in dict.fromkeys(row["sha256"] for row in recordings if row and row.get("sha256")):
+            try:
+                custody.append(sha256, event, f"{user.username} (review app, {user.role})", **detail)
+            except CustodyError as error:
+                raise HTTPException(409, f"custody log problem, ask an administrator: {error}") from None
+
+    def recording_or_none(recording_id: str) -> dict[str, Any] | None:
+        try:
+            return data.recording(recording_id)
+        except (NotFound, ValueError):
+            return None
 
     # -- errors ---------------------------------------------------------------------------------------------------
     @app.exception_handler(LoginRequired)
@@ -345,6 +367,9 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
             view = data.encounter(encounter_id)
         except NotFound as error:
             raise HTTPException(404, str(error)) from None
+        if view.recording:
+            record_custody(login, [view.recording], VIEWED, what="encounter page (transcript and scores)",
+                           encounter_id=encounter_id)  # fmt: skip
         identified = login.user.role in PERMISSIONS["view_identified"]
         decisions = database.decisions([encounter_id])
         exemplar = next((row for row in database.exemplars() if row.encounter_id == encounter_id), None)
@@ -366,6 +391,9 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
     @app.get("/audio/{recording_id}", name="play_audio")
     def audio(request: Request, recording_id: str, login: Listener) -> Response:
         audit_object(request, f"recording:{recording_id}", f"range {request.headers.get('range', 'all')}")
+        if request.headers.get("range", "bytes=0-").startswith("bytes=0-"):  # a playback's first request only
+            record_custody(login, [recording_or_none(recording_id) or {}], VIEWED, what="audio played",
+                           recording_id=recording_id)  # fmt: skip
         try:
             path = data.rendition(recording_id)
         except NotFound as error:
@@ -382,6 +410,9 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
             path = data.clip_file(row)
         except NotFound as error:
             raise HTTPException(404, str(error)) from None
+        if request.headers.get("range", "bytes=0-").startswith("bytes=0-"):
+            original = {"sha256": row.get("original_sha256")}
+            record_custody(login, [original], VIEWED, what=f"{row['kind']} clip played", clip_id=clip_id)
         media_type = "video/mp4" if row["kind"] == "video" else "audio/ogg"
         return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private, no-store"})
 
@@ -440,6 +471,9 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
             raise HTTPException(404, str(error)) from None
         except PackError as error:
             raise HTTPException(400, str(error)) from None
+        clips = [row for encounter_id in pack.encounter_ids for row in data.records("clips", encounter_id=encounter_id)]
+        record_custody(login, [{"sha256": row["original_sha256"]} for row in clips], PACK_EXPORTED,
+                       pack_id=pack.pack_id, pack_sha256=pack.sha256, encounters=list(pack.encounter_ids))  # fmt: skip
         audit_object(
             request,
             f"pack:{pack.pack_id}",
