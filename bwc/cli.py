@@ -308,7 +308,7 @@ def flag(
         console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_RUN_FAILED) from None
     console.print(summary.describe(), markup=False, highlight=False)
-    raise typer.Exit(EXIT_SOME_FILES_FAILED if summary.failures else EXIT_OK)
+    raise typer.Exit(_exit_status(summary))
 
 
 StoreOption = Annotated[Path, typer.Option("--store", help="The store the review app serves.")]

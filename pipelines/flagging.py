@@ -28,6 +28,7 @@ from bwc.store import Store
 from scoring.flags import FlagSummary, flag_store
 
 CLIPS_STAGE = "clips"  # catalog stage of clip cutting, per original
+CUSTODY_STAGE = "custody"  # catalog stage of custody alarms, per original
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,8 @@ def _flag_and_clip(store: Store, config: BwcConfig, cut: bool, catalog: Catalog,
 
     clips = cut_clips(store, config.clips, on_cut=record_cut)
     _record_clip_states(catalog, clips.failures, run_id)
+    for failed in custody_failures:  # a custody log that could not record a cut: an alarm that stays until seen
+        catalog.mark(failed.sha256 or "", CUSTODY_STAGE, FAILED, run_id, reason=failed.reason, path=failed.path)
     clips = replace(clips, failures=clips.failures + tuple(custody_failures))
     return FlaggingSummary(flags, clips)
 
@@ -126,7 +129,7 @@ def custody_entry(
     try:
         custody.append(sha256, event, who, **detail)
     except CustodyError as error:
-        failures.append(Failure(path=path, sha256=sha256, stage="custody", reason=str(error),
+        failures.append(Failure(path=path, sha256=sha256, stage=CUSTODY_STAGE, reason=str(error),
                                 last_attempt_at=datetime.now(UTC)))  # fmt: skip
 
 

@@ -55,7 +55,7 @@ from bwc.records import Failure, Recording, ScoredEncounter, SpeechResult, Stage
 from bwc.store import Store
 from models.locate import ResolvedModels
 from models.respect.artifact import require_artifact
-from pipelines.flagging import custody_entry, flag_and_clip
+from pipelines.flagging import CUSTODY_STAGE, custody_entry, flag_and_clip
 from pipelines.workers import (
     Item,
     Output,
@@ -69,7 +69,8 @@ from pipelines.workers import (
     stream,
 )
 
-INGEST, SPEECH, SCORING, CUSTODY = "ingest", "speech", "scoring", "custody"  # catalog stages
+INGEST, SPEECH, SCORING = "ingest", "speech", "scoring"  # catalog stages
+CUSTODY = CUSTODY_STAGE  # custody alarms: originals changed or gone, logs that could not be extended
 VERIFY_THREADS = 4  # originals re-hashed at once at the end of a run (hashing waits on the disk)
 LOCK_FILE = ".bwc-run.lock"  # held (flock) by the run using a store; released by the OS if the run dies
 
@@ -285,12 +286,12 @@ def _run(
     # The originals this run read are hashed again: a change or a disappearance during the run is an alarm.
     custody_failures += writer.custody_failures
     custody_failures += verify_originals(recordings, custody, who, run_id)
-    custody_failures += [failed for failed in flagging.failures if failed.stage == CUSTODY]
     for failed in custody_failures:
         if failed.sha256:
             catalog.mark(failed.sha256, CUSTODY, FAILED, run_id, reason=failed.reason, path=failed.path)
         console.print(f"[bold red]CUSTODY[/] {failed.path}: {failed.reason}", highlight=False)
-    failures += [failed for failed in custody_failures if failed not in failures]
+    failures += custody_failures
+    custody_failures += [failed for failed in flagging.failures if failed.stage == CUSTODY]  # recorded there
 
     store.write_current_failures(failure_rows(catalog))
     summary = RunSummary(

@@ -207,7 +207,7 @@ class SpeechStage:
         """Decodes ``recording`` once into a scratch file, handing each block to the scanner as it arrives; a file
         whose audio stops well short of its container's duration is refused as truncated."""
         run, vad = self.config.run, self.config.vad
-        max_s = run.max_duration_s * (1 + OVERRUN_SHARE) + vad.block_s if run.max_duration_s else None
+        max_s = run.max_duration_s * (1 + OVERRUN_SHARE) if run.max_duration_s else None
 
         def decode(add: Callable[[np.ndarray, float], None]) -> AudioSource:
             if not Path(recording.path).exists():
