@@ -900,11 +900,11 @@ def demo(
     except typer.Exit as finished:
         run_exit = finished.exit_code
     console.print(
-        f"\nscoring the reference transcripts of the same footage ({footage.scripts_csv}) into the store with "
-        "`bwc score`; they name their recordings, so their flags get clips and audio:"
+        f"\nscoring the reference transcripts of the same footage ({footage.scripts_csv}) into a store of their own "
+        f"({out / 'reference-store'}) with `bwc score`, so that their flags are relative to each other:"
     )
-    score(table=footage.scripts_csv, store=out / "store", models=models_dir, config=None)
-    _print_encounters(out / "store", footage)
+    score(table=footage.scripts_csv, store=out / "reference-store", models=models_dir, config=None)
+    _print_encounters(out / "store", out / "reference-store", footage)
     console.print(
         "\nreview the flagged encounters in a browser:\n"
         f"  echo 'a long demo passphrase' | {Path(sys.argv[0]).name} users add trainer --role trainer "
@@ -917,11 +917,11 @@ def demo(
     raise typer.Exit(run_exit)
 
 
-def _print_encounters(store: Path, footage: Any) -> None:
+def _print_encounters(store: Path, reference_store: Path, footage: Any) -> None:
     """The audio path beside the reference scripts, encounter by encounter."""
     from bwc.demo import audio_against_scripts
 
-    compared = audio_against_scripts(store, footage)
+    compared = audio_against_scripts(store, reference_store, footage)
 
     def number(value: Any, form: str) -> str:
         if value is None or value != value:

