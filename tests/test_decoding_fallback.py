@@ -95,7 +95,7 @@ def _transcriber(tiny: tuple[WhisperConfig, Path], **settings: object) -> Whispe
     return WhisperTranscriber(config.model_copy(update={**FAST, **settings}), checkpoint)
 
 
-def _chunks(count: int, seed: int = 3, seconds: float = 1.5) -> list[SpeechChunk]:
+def _chunks(count: int, seed: int = 3, seconds: float = 0.5) -> list[SpeechChunk]:
     """Warbling tones in noise (distinct per chunk), one recording each."""
     rng = np.random.default_rng(seed)
     chunks = []
@@ -150,13 +150,13 @@ def test_fallback_rule_is_decode_with_fallbacks() -> None:
 
 
 def test_only_failing_windows_are_decoded_again_together(tiny: tuple[WhisperConfig, Path], calls: list[Call]) -> None:
-    chunks = _chunks(6)
+    chunks = _chunks(4)
     # a first run, without fallback, to read the windows' log probabilities: the threshold fails about half of them
-    _transcriber(tiny, temperature_increment_on_fallback=None).transcribe_chunks(chunks, batch_size=6)
+    _transcriber(tiny, temperature_increment_on_fallback=None).transcribe_chunks(chunks, batch_size=4)
     threshold = float(np.median([r.avg_logprob for r in calls[0].results]))
     calls.clear()
     asr = _transcriber(tiny, compression_ratio_threshold=None, logprob_threshold=threshold)
-    asr.transcribe_chunks(chunks, batch_size=6)
+    asr.transcribe_chunks(chunks, batch_size=4)
     fallbacks = 0
     for batch in _batches(calls):
         assert [call.temperature for call in batch] == list(asr.temperatures[: len(batch)])  # one call each
@@ -307,45 +307,3 @@ def test_real_utterances_transcribe_within_a_small_wer(real_asr: WhisperTranscri
         errors += _edits(reference, hypothesis)
         words += len(reference)
     assert errors / words <= MAX_REAL_WER, f"WER {errors / words:.3f} on {len(chunks)} utterances"
-
-
-def _noises(seconds: float = 10.0, seed: int = 0) -> dict[str, np.ndarray]:
-    """Non-speech a body camera records and a VAD may let through."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * SAMPLE_RATE)
-    t = np.arange(n) / SAMPLE_RATE
-
-    def coloured(exponent: float) -> np.ndarray:  # power falling as 1 / f**exponent
-        spectrum = np.fft.rfft(rng.standard_normal(n))
-        frequency = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
-        spectrum /= np.maximum(frequency, frequency[1]) ** (exponent / 2)
-        wave = np.fft.irfft(spectrum, n)
-        return wave / np.abs(wave).max()
-
-    def tone(frequency: np.ndarray) -> np.ndarray:
-        phase = 2 * np.pi * np.cumsum(frequency) / SAMPLE_RATE
-        return np.sin(phase) + 0.3 * np.sin(2 * phase)
-
-    crackle = rng.standard_normal(n) * (rng.random(n) < 0.02)
-    sounds = {
-        "pink": 0.3 * coloured(1.0),
-        "brown": 0.5 * coloured(2.0),
-        "siren-wail": 0.3 * tone(1000 + 400 * np.sin(2 * np.pi * t / 4.0)),  # 600-1400 Hz every 4 s
-        "siren-yelp": 0.3 * tone(1000 + 500 * (2 * np.abs(2 * ((4 * t) % 1) - 1) - 1)),  # 4 sweeps a second
-        "static": 0.1 * rng.standard_normal(n) + 0.5 * crackle,  # white hiss with radio crackle
-    }
-    return {name: (wave + 0.01 * rng.standard_normal(n)).astype(np.float32) for name, wave in sounds.items()}
-
-
-def test_real_noise_gives_no_words(real_asr: WhisperTranscriber, calls: list[Call]) -> None:
-    noises = _noises()
-    chunks = [SpeechChunk(name, 0.0, wave.size / SAMPLE_RATE, wave) for name, wave in noises.items()]
-    found = real_asr.transcribe_chunks(chunks, batch_size=len(chunks))  # straight to whisper: no VAD to help
-    assert found == {}, {key: [w.text for w in words] for key, words in found.items()}
-    first = calls[0]
-    # measured: the wail siren is a loop at temperature 0 ("Aaaa..." for 224 tokens, a 1.4 s "word" without
-    # fallback) and is decoded again; the other noises are unsure silence, which is not decoded again
-    loops = [r for r in first.results if r.compression_ratio > 2.4]
-    silent = [r for r in first.results if r.no_speech_prob > 0.6 and r.avg_logprob < -1.0]
-    assert loops and len(loops) + len(silent) == first.windows
-    assert all(c.windows <= len(loops) for c in calls[1:] if c.features)
