@@ -145,8 +145,11 @@ def test_a_run_killed_mid_batch_is_finished_by_the_next(tmp_path: Path, tiny_mod
     assert len(recordings) == 4 and recordings.recording_id.is_unique
     for table in ("utterances", "words", "utterance_scores"):
         frame = pd.read_parquet(store / table)
-        key = "utterance_id" if table != "words" else ["utterance_id", "start", "word"]
-        assert not frame.duplicated(key).any(), table
+        if table != "words":  # words have no key of their own: whisper can give one word twice at the same time
+            assert frame.utterance_id.is_unique, table
+        # a redone recording rewrote its own part: each recording's rows sit in exactly one part
+        owners = [set(pd.read_parquet(part).recording_id) for part in (store / table).glob("part-*.parquet")]
+        assert sum(len(owner) for owner in owners) == len(set().union(*owners)), table
         assert set(frame.recording_id) == set(recordings.recording_id), table
     assert len(pd.read_parquet(store / "encounter_scores")) == 4
     assert not [p for p in store.rglob("*.tmp")], "no temporary files are left"
