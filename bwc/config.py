@@ -44,6 +44,8 @@ class WhisperConfig(_Section):
     logprob_threshold: float | None = -1.0  # a window whose average token log probability is below fails; None: off
     no_speech_threshold: float | None = 0.6  # <|nospeech|> probability making an unsure window silence; None: off
     best_of: int | None = 5  # samples per window at temperature > 0, the likeliest kept (whisper's CLI default)
+    resume_after_s: float | None = 1.0  # a window whisper closed with more VAD speech than this after its last word
+    # is decoded again from that word (whisper would skip it); None: whisper's rule
     beam_size: int | None = None  # beams at temperature 0; None: greedy decoding
     sample_len: int | None = None  # cap on tokens per 30 s window; None = whisper's default (n_text_ctx // 2)
     condition_on_previous_text: bool = True  # whisper.transcribe's option; bwc's batched windows never condition
@@ -68,9 +70,13 @@ class DiarizationConfig(_Section):
 
 
 class VadConfig(_Section):
-    """silero-vad voice activity detection."""
+    """Voice activity detection: silero-vad, or a pyannote segmentation model (WhisperX's VAD)."""
 
-    threshold: float = 0.5  # speech probability above which a frame is speech
+    engine: Literal["silero", "segmentation"] = "silero"  # segmentation: pyannote's model, speech = any speaker on
+    model: str | None = None  # segmentation checkpoint (pytorch_model.bin), relative to the models directory
+    threshold: float = 0.5  # speech probability above which a frame is speech (segmentation: the onset)
+    offset_threshold: float = 0.363  # segmentation: probability below which speech ends (WhisperX's offset)
+    step_s: float = 1.0  # segmentation: hop between its 5 s windows (0.5 s, WhisperX's, found the same speech)
     min_speech_ms: int = 250  # shorter bursts are dropped
     min_silence_ms: int = 300  # shorter pauses do not split a region
     speech_pad_ms: int = 400  # padding on both sides of each region (200 clipped soft first words: WER +0.7 pt)
@@ -214,6 +220,7 @@ def models_dir_overrides(models_dir: Path) -> dict[str, Any]:
     for section, key in (
         ("whisper", "model"),
         ("diarization", "pipeline"),
+        ("vad", "model"),
         ("scoring", "respect_model"),
         ("scoring", "escalation_model"),
         ("scoring", "encoder"),

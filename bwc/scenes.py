@@ -27,12 +27,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bwc.acoustics import frame_levels_db
 from bwc.audio import SAMPLE_RATE, read_pcm
 from bwc.demo import place, road_noise
 
-OFFICER_LEVEL = (0.35, 0.6)  # peak amplitude of the wearer's voice, drawn per line
-CIVILIAN_LEVEL = (0.06, 0.2)  # community members: farther from the camera
-RADIO_LEVEL = 0.08  # dispatch through the radio's speaker
+# A voice's level is set by its speech (the RMS of its loudest half of 25 ms frames, as bwc.acoustics measures it),
+# not by its peak: distance sets how loud speech arrives, and a peak may be a cough (one development recording's
+# peak is a cough 29 dB above its median frame: peak-normalised, the wearer came out 10 dB quieter in those lines).
+OFFICER_LEVEL_DB = (-24.0, -18.0)  # speech level of the wearer's voice, dBFS, drawn per line
+CIVILIAN_LEVEL_DB = (-38.0, -28.0)  # community members: farther from the camera
+RADIO_LEVEL = 0.08  # dispatch through the radio's speaker: peak amplitude (it is clipped)
 PAUSE_S = (0.4, 1.6)  # silence between lines
 LONG_PAUSE_S = (8.0, 14.0)  # once per scene: the officer walks back to the car
 OVERLAP_S = (0.3, 0.9)  # how far a line may start before the previous one ends
@@ -87,7 +91,7 @@ def real_voice_scene(
     radio: str | None = None,
     lines_per_speaker: int = 3,
     overlap_share: float = OVERLAP_SHARE,
-    civilian_level: tuple[float, float] = CIVILIAN_LEVEL,
+    civilian_level_db: tuple[float, float] = CIVILIAN_LEVEL_DB,
 ) -> Scene:
     """Mix a scene: the officer and the civilians take turns (officer first), a radio burst in the middle, one long
     pause, road noise. Each speaker says up to ``lines_per_speaker`` of their utterances (in a seeded order).
@@ -108,8 +112,8 @@ def real_voice_scene(
         Utterances per speaker at most.
     overlap_share
         Share of civilian lines that start before the officer's line before them has ended.
-    civilian_level
-        Range of the civilians' peak amplitude.
+    civilian_level_db
+        Range of the civilians' speech level, dBFS.
     """
     if officer in civilians:
         raise ValueError(f"{officer} cannot be both the officer and a civilian")
@@ -135,12 +139,12 @@ def real_voice_scene(
     cursor = float(rng.uniform(*LEAD_IN_S))
     previous: SceneLine | None = None
     for index, (role, voice) in enumerate(turns):
-        level = {
-            "officer": float(rng.uniform(*OFFICER_LEVEL)),
-            "civilian": float(rng.uniform(*civilian_level)),
-            "radio": RADIO_LEVEL,
-        }[role]
-        samples = place(read_pcm(voice.path), role, rng, level)
+        if role == "radio":
+            samples = place(read_pcm(voice.path), role, rng, RADIO_LEVEL)
+        else:
+            target_db = float(rng.uniform(*(OFFICER_LEVEL_DB if role == "officer" else civilian_level_db)))
+            samples = place(read_pcm(voice.path), role, rng, 1.0)
+            samples = samples * np.float32(10 ** ((target_db - speech_level_db(samples)) / 20))
         if index == long_pause_at:
             start = cursor + float(rng.uniform(*LONG_PAUSE_S))
         elif (
@@ -161,6 +165,14 @@ def real_voice_scene(
     scene_id = f"scene-{seed}-{officer}"
     lines = tuple(sorted((line for _, _, line in placed), key=lambda line: line.start))
     return Scene(scene_id, np.clip(mix, -1.0, 1.0).astype(np.float32), lines)
+
+
+def speech_level_db(audio: np.ndarray) -> float:
+    """Speech level in dBFS: the RMS of the loudest half of 25 ms frames (the words, not the pauses), as
+    :func:`bwc.acoustics.measure_span` measures an utterance's level."""
+    levels = frame_levels_db(audio)
+    loud = np.sort(levels)[len(levels) // 2 :]
+    return float(10.0 * np.log10(np.mean(10 ** (loud / 10))))
 
 
 def scene_set(voices: dict[str, list[Voice]], count: int, seed: int = 0, max_civilians: int = 2) -> list[Scene]:

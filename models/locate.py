@@ -116,6 +116,23 @@ def resolve_pyannote(spec: str, models_dir: Path | None) -> Path:
     )
 
 
+def resolve_vad_model(spec: str | None, models_dir: Path | None) -> Path:
+    """The segmentation checkpoint file of a ``segmentation`` VAD: a path, absolute or in the models directory."""
+    searched: list[Path] = []
+    if spec:
+        candidate = Path(spec).expanduser()
+        for path in [candidate] if candidate.is_absolute() or models_dir is None else [candidate, models_dir / spec]:
+            searched.append(path)
+            if path.is_file():
+                return path.absolute()
+    raise ModelNotFoundError(
+        f"VAD segmentation model '{spec}'",
+        searched,
+        "set vad.model to a pyannote segmentation checkpoint (the starter set has one: `bwc models starter`), "
+        "or vad.engine to silero.",
+    )
+
+
 def _hub_cache_snapshot(repo_id: str) -> Path | None:
     """The snapshot directory of a pipeline already in the Hugging Face cache, looked up without the network."""
     from huggingface_hub import try_to_load_from_cache
@@ -154,6 +171,7 @@ class ResolvedModels:
 
     whisper_checkpoint: Path  # whisper .pt file
     pyannote_pipeline: Path  # pyannote pipeline directory holding config.yaml
+    vad_model: Path | None = None  # segmentation checkpoint of the VAD; None: silero-vad (inside its wheel)
 
     @classmethod
     def resolve(cls, config: BwcConfig) -> ResolvedModels:
@@ -169,16 +187,21 @@ class ResolvedModels:
                 found[field] = resolve(spec, models_dir)
             except ModelNotFoundError as error:
                 missing.append(error)
+        if config.vad.engine == "segmentation":
+            try:
+                found["vad_model"] = resolve_vad_model(config.vad.model, models_dir)
+            except ModelNotFoundError as error:
+                missing.append(error)
         if missing:
             raise ModelNotFoundError.combine(missing)
         return cls(**found)
 
     def versions(self) -> dict[str, str]:
         """Each speech model's version, as the speech stage reports it, computed without loading any model."""
-        from models.vad import silero_version
+        from models.vad import segmentation_version, silero_version
 
         return {
-            "vad": silero_version(),
+            "vad": segmentation_version(self.vad_model) if self.vad_model is not None else silero_version(),
             "asr": whisper_version(self.whisper_checkpoint),
             "diarization": pyannote_version(self.pyannote_pipeline),
         }

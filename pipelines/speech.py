@@ -3,8 +3,8 @@
 For a batch of recordings (``run.recordings_per_speech_call``, one actor call):
 
 1. **scan**: ffmpeg decodes each recording once, block by block (``vad.block_s``), into a scratch file on local
-   disk; each block goes through silero-vad and the level meter on the way (noise floor), so memory holds one
-   block whatever the recording's length;
+   disk; each block goes through the VAD (silero-vad or a segmentation model, ``vad.engine``) and the level meter
+   on the way (noise floor), so memory holds one block whatever the recording's length;
 2. **pack**: the VAD regions (merged across short pauses, at most 30 s each) are packed into whisper windows of at
    most 30 s, ``vad.pack_gap_s`` of silence between regions: the non-speech a body camera mostly records costs
    nothing, and a window is full of speech;
@@ -49,7 +49,7 @@ from models.asr import SpeechChunk, WhisperTranscriber
 from models.diarization import PyannoteDiarizer
 from models.forward_clock import ForwardClock
 from models.locate import ResolvedModels
-from models.vad import SileroVad, merge_regions, pack_regions
+from models.vad import VoiceActivityDetector, load_vad, merge_regions, pack_regions
 
 WINDOW_S = 30.0  # whisper's window: packed speech per chunk
 LEVEL_SPAN_S = 60.0  # level meter span: bounds the frames it holds at once
@@ -122,7 +122,7 @@ class _Scanned:
 
     recording: Recording
     audio: AudioSource
-    regions: tuple[SpeechRegion, ...]  # silero's speech regions
+    regions: tuple[SpeechRegion, ...]  # the VAD's speech regions
     windows: tuple[tuple[SpeechRegion, ...], ...]  # merged regions packed into whisper windows
     floor_db: float  # noise floor
     timings: StageTimings
@@ -147,7 +147,7 @@ class SpeechStage:
     def __init__(self, config: BwcConfig, models: ResolvedModels, device: str = "cpu") -> None:
         self.config = config
         self.clock = ForwardClock(synchronize=device.startswith("cuda"))
-        self.vad = SileroVad(config.vad)
+        self.vad = load_vad(config.vad, models.vad_model, device)
         self.asr = WhisperTranscriber(config.whisper, models.whisper_checkpoint, device=device, clock=self.clock)
         self.diarizer = PyannoteDiarizer(config.diarization, models.pyannote_pipeline, device=device, clock=self.clock)
 
@@ -318,7 +318,7 @@ class SpeechStage:
         gap = np.zeros(round(self.config.vad.pack_gap_s * SAMPLE_RATE), dtype=np.float32)
         for window in item.windows:
             item.deadline.check("transcribing")
-            parts, pieces, offset = [], [], 0.0
+            parts, pieces, speech, offset = [], [], [], 0.0
             for region in window:
                 samples = item.audio.read(region.start, region.end)
                 if parts:
@@ -326,6 +326,13 @@ class SpeechStage:
                     offset += len(gap) / SAMPLE_RATE
                 parts.append(samples)
                 pieces.append((offset, region.start, region.end))
+                # the VAD's own regions inside the merged one: whisper is asked again about speech it passed over
+                speech += [
+                    (offset + max(found.start, region.start) - region.start,
+                     offset + min(found.end, region.end) - region.start)
+                    for found in item.regions
+                    if found.end > region.start and found.start < region.end
+                ]  # fmt: skip
                 offset += len(samples) / SAMPLE_RATE
             yield SpeechChunk(
                 key=key,
@@ -333,6 +340,7 @@ class SpeechStage:
                 end=window[-1].end,
                 audio=np.concatenate(parts),
                 pieces=tuple(pieces) if len(pieces) > 1 else (),
+                speech=tuple(speech),
                 language=item.language,
             )
 
@@ -383,7 +391,7 @@ class SpeechStage:
 class _BlockScanner:
     """What the stage learns from each decoded block as it passes: speech regions and frame levels."""
 
-    def __init__(self, vad: SileroVad, deadline: Deadline) -> None:
+    def __init__(self, vad: VoiceActivityDetector, deadline: Deadline) -> None:
         self.vad = vad
         self.deadline = deadline
         self.clock = ForwardClock()  # its own: scanning runs in a thread beside whisper
@@ -398,7 +406,7 @@ class _BlockScanner:
         if float(np.max(np.abs(block), initial=0.0)) < DIGITAL_SILENCE:
             regions: tuple[SpeechRegion, ...] = ()  # a muted camera: silero would take 40 s an hour to find nothing
         else:
-            with self.clock.timing():  # silero-vad is a scripted model run window by window: all of it is the model
+            with self.clock.timing():  # either VAD is a model run window by window: all of it is the model
                 regions = self.vad.detect(block, start_s)
         self.vad_s += time.perf_counter() - clock
         self.forward_s += self.clock.seconds - forward

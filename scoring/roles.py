@@ -37,6 +37,13 @@ TEXT_CAP = 3.0
 RADIO_MAX_LOW_BAND = 0.03  # radio: under 3% of energy below 300 Hz ...
 RADIO_MAX_HIGH_BAND = 0.03  # ... and under 3% above 3 kHz
 MIN_SPEECH_S = 0.5  # speakers with less speech than this stay unknown
+# The wearer split in two: diarization can give one voice two labels (a cold, another day, a shout), and both then
+# sound as near as the wearer. Nearness, for this only: a point per SNR_SCALE_DB of level and per halving of the
+# share above 3 kHz, from the wearer's. Speakers above the widest gap in nearness below the wearer are the wearer too
+# when that gap is at least WEARER_GAP points and wider than the near group's own spread, and they say nothing a
+# community member says: speakers spread over distances (no clear gap) stay apart, and so does a lone other speaker.
+WEARER_GAP = 2.0
+MIN_HIGH_BAND = 1e-4  # floor on the share above 3 kHz before its logarithm is taken
 DEFAULT_MIN_CONFIDENCE = 0.55
 
 OFFICER_PHRASES = re.compile(
@@ -141,18 +148,55 @@ def attribute_roles(
         margin = total(ranked[0]) - runner_up
         confidence = 1.0 / (1.0 + math.exp(-2.0 * margin))
         officer = ranked[0] if confidence >= min_confidence else None
+    wearer_too = set(_wearer_split(officer, candidates)) if officer is not None and use_sound else set()
+    if wearer_too:  # sure of the wearer's voice now by its nearest rival outside it
+        rivals = [total(e) for e in candidates if e.speaker not in wearer_too and e.speaker != officer.speaker]
+        margin = total(officer) - max(rivals, default=total(officer) - 0.25 - max(0.0, officer.text_score))
+        confidence = 1.0 / (1.0 + math.exp(-2.0 * margin))
     roles = []
     for e in evidence:
         if e.speaker in radio:
             roles.append(SpeakerRole(e.speaker, "radio", 0.9, _describe(e, "band-limited, dispatch phrases")))
         elif officer is not None and e.speaker == officer.speaker:
             roles.append(SpeakerRole(e.speaker, "officer", confidence, _describe(e, "closest to the camera")))
+        elif e.speaker in wearer_too:
+            roles.append(
+                SpeakerRole(e.speaker, "officer", confidence, _describe(e, "as near as the wearer: the wearer's voice"))
+            )
         elif officer is not None and e.speech_s >= MIN_SPEECH_S:
             role = "other_officer" if len(e.officer_phrases) >= 2 and not e.civilian_phrases else "civilian"
             roles.append(SpeakerRole(e.speaker, role, confidence, _describe(e, "farther from the camera")))
         else:
             roles.append(SpeakerRole(e.speaker, "unknown", confidence, _describe(e, "not enough evidence")))
     return roles
+
+
+def _wearer_split(officer: SpeakerEvidence, candidates: list[SpeakerEvidence]) -> list[str]:
+    """Speakers that sound as near as the wearer, set apart from the rest by a wide gap (see ``WEARER_GAP``)."""
+    if officer.snr_db is None or officer.high_band_ratio is None:
+        return []
+
+    def nearness(e: SpeakerEvidence) -> float:
+        assert e.snr_db is not None and e.high_band_ratio is not None and officer.snr_db is not None
+        brightness = math.log2(max(e.high_band_ratio, MIN_HIGH_BAND) / max(officer.high_band_ratio, MIN_HIGH_BAND))
+        return (e.snr_db - officer.snr_db) / SNR_SCALE_DB + brightness
+
+    others = sorted(
+        (
+            (nearness(e), e)
+            for e in candidates
+            if e.speaker != officer.speaker and e.snr_db is not None and e.high_band_ratio is not None
+        ),
+        key=lambda item: -item[0],
+    )
+    levels = [0.0] + [min(0.0, value) for value, _ in others]
+    gaps = [levels[i] - levels[i + 1] for i in range(len(levels) - 1)]
+    if not gaps:
+        return []
+    widest = int(np.argmax(gaps))  # the speakers before it are the near group
+    if widest == 0 or gaps[widest] < WEARER_GAP or gaps[widest] <= -levels[widest]:
+        return []
+    return [e.speaker for _, e in others[:widest] if not e.civilian_phrases and e.text_score >= 0]
 
 
 def _describe(e: SpeakerEvidence, summary: str) -> str:

@@ -62,6 +62,16 @@ def test_missing_weights_fail_fast_naming_model_places_and_remedy(tmp_path: Path
     assert not (tmp_path / "store" / "recordings").exists()
 
 
+def test_a_segmentation_vad_without_its_model_fails_naming_it(tiny_models: Path) -> None:
+    config = load_config(tiny_models, overrides={"vad": {"engine": "segmentation", "model": "vad/missing.bin"}})
+    with pytest.raises(ModelNotFoundError) as raised:
+        ResolvedModels.resolve(config)
+    message = str(raised.value)
+    assert "VAD segmentation model 'vad/missing.bin' not found" in message
+    assert str(tiny_models / "vad" / "missing.bin") in message and "vad.engine to silero" in message
+    assert ResolvedModels.resolve(load_config(tiny_models)).vad_model is None  # silero: nothing to find
+
+
 def test_resolution_by_name_path_and_hub_id(tiny_models: Path, tmp_path: Path) -> None:
     checkpoint = tiny_models / "whisper" / "tiny-random.pt"
     assert resolve_whisper(str(checkpoint), None) == checkpoint

@@ -73,3 +73,67 @@ def test_raised_voice_is_relative_to_the_officer_own_baseline() -> None:
     prosody = relative_prosody([measure_span(audio, start, end, floor) for start, end, _ in truth])
     assert [p.raised_voice for p in prosody] == [False, False, True, False, False]
     assert prosody[2].loudness_rel_db > 6 and prosody[2].pitch_rel_st > 2
+
+
+def _transcript(lines: list[Line], speakers: list[str], seed: int) -> list[TranscriptLine]:
+    audio, truth = render_scene(lines, lead_in_s=1.0, tail_s=0.5, seed=seed)
+    floor = noise_floor_db(audio)
+    return [
+        TranscriptLine("scene", i + 1, "unknown", line.text, speaker=speakers[i], start=s, end=e,
+                       acoustics=measure_span(audio, s, e, floor))
+        for i, ((s, e, _), line) in enumerate(zip(truth, lines, strict=True))
+    ]  # fmt: skip
+
+
+OFFICER_SAYS = ("Good evening. Do you know why I pulled you over?", "It was your speed back there, about fifty.",
+                "Alright, wait here for me a moment.", "Thanks for waiting, here is what happens now.")  # fmt: skip
+CIVILIAN_SAYS = ("No, I have no idea at all.", "I was just driving home from my sister's house.",
+                 "Okay, I will wait right here.", "That sounds fair to me.")  # fmt: skip
+
+
+def test_the_wearer_split_in_two_by_diarization_is_one_officer() -> None:
+    """Diarization gave the wearer's voice two labels (A, and A2 for the quieter half of what they said): both sound
+    as near as the camera, far apart from the community member, so both are the officer."""
+    lines, speakers = [], []
+    for index, (said, answer) in enumerate(zip(OFFICER_SAYS, CIVILIAN_SAYS, strict=True)):
+        lines.append(Line("officer", said, 0.6, voice="en-us+m1", level=0.5 if index < 2 else 0.3))
+        speakers.append("A" if index < 2 else "A2")
+        lines.append(Line("civilian", answer, 0.6, voice="en-us+f2", level=0.1))
+        speakers.append("B")
+    roles = {role.speaker: role for role in attribute_roles(_transcript(lines, speakers, seed=2))}
+    assert {speaker: role.role for speaker, role in roles.items()} == {"A": "officer", "A2": "officer", "B": "civilian"}
+    assert "as near as the wearer" in roles["A2"].evidence or "as near as the wearer" in roles["A"].evidence
+
+
+def test_two_community_members_at_different_distances_stay_community_members() -> None:
+    """The attack on the rule above: a nearer community member (louder than the other, but far from the camera and
+    low-passed) is not joined to the wearer."""
+    lines, speakers = [], []
+    for index, (said, answer) in enumerate(zip(OFFICER_SAYS, CIVILIAN_SAYS, strict=True)):
+        lines.append(Line("officer", said, 0.6, voice="en-us+m1", level=0.5))
+        speakers.append("A")
+        nearer = index % 2 == 0
+        lines.append(
+            Line("civilian", answer, 0.6, voice="en-us+f2" if nearer else "en-us+m3", level=0.25 if nearer else 0.06)
+        )
+        speakers.append("B" if nearer else "C")
+    roles = {role.speaker: role.role for role in attribute_roles(_transcript(lines, speakers, seed=3))}
+    assert roles == {"A": "officer", "B": "civilian", "C": "civilian"}
+
+
+def test_a_near_community_member_who_sounds_like_one_is_not_taken_for_the_wearer() -> None:
+    """Another attack: a community member right at the camera (unfiltered, a little quieter than the wearer) with a
+    farther one behind, which makes a gap the rule looks for; what they say ("officer", "why did you stop me") keeps
+    them apart from the wearer."""
+    asks = ("Why did you stop me, officer?", "What did I do, officer?", "Here you go, officer.", "I didn't know that.")
+    lines, speakers = [], []
+    for index, (said, asked) in enumerate(zip(OFFICER_SAYS, asks, strict=True)):
+        lines.append(Line("officer", said, 0.6, voice="en-us+m1", level=0.5))
+        speakers.append("A")
+        lines.append(Line("officer", asked, 0.6, voice="en-us+f2", level=0.3))  # placed near: no distance filter
+        speakers.append("B")
+        if index % 2:
+            lines.append(Line("civilian", CIVILIAN_SAYS[index], 0.6, voice="en-us+m3", level=0.05))
+            speakers.append("C")
+    roles = {role.speaker: role.role for role in attribute_roles(_transcript(lines, speakers, seed=4))}
+    assert roles == {"A": "officer", "B": "civilian", "C": "civilian"}

@@ -1,6 +1,9 @@
-"""silero-vad (its real bundled weights) finds espeak-ng speech between silences and nothing in road noise."""
+"""Both VADs with real weights (silero-vad's bundled ones; the starter set's segmentation model, skipped where it is
+not installed) find espeak-ng speech between silences and nothing in silence, hiss or road noise."""
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pytest
@@ -8,15 +11,21 @@ import pytest
 from bwc.config import VadConfig
 from bwc.demo import Line, render_scene
 from bwc.records import SpeechRegion
-from models.vad import SileroVad, merge_regions
+from models.vad import SegmentationVad, SileroVad, VoiceActivityDetector, merge_regions, split_long
 
 
-@pytest.fixture(scope="module")
-def vad() -> SileroVad:
-    return SileroVad(VadConfig())
+@pytest.fixture(scope="module", params=["silero", "segmentation"])
+def vad(request: pytest.FixtureRequest) -> VoiceActivityDetector:
+    if request.param == "silero":
+        return SileroVad(VadConfig())
+    from models.starter import STARTER_SETTINGS
+
+    directory = request.getfixturevalue("starter_models")
+    settings = STARTER_SETTINGS["vad"]
+    return SegmentationVad(VadConfig(engine="segmentation"), directory / settings["model"])
 
 
-def test_finds_near_and_far_speech_between_silences(vad: SileroVad) -> None:
+def test_finds_near_and_far_speech_between_silences(vad: VoiceActivityDetector) -> None:
     lines = [
         Line("officer", "Good evening sir, license and registration please.", pause_before_s=0.0),
         Line("civilian", "Sure, it is in the glove box.", pause_before_s=6.0),
@@ -40,11 +49,30 @@ def test_finds_near_and_far_speech_between_silences(vad: SileroVad) -> None:
         assert inside == 0.0, f"speech reported in the silence {gap_start:.1f}-{gap_end:.1f}s"
 
 
-def test_no_speech_in_silence_or_noise(vad: SileroVad) -> None:
+def test_no_speech_in_silence_or_noise(vad: VoiceActivityDetector) -> None:
     rng = np.random.default_rng(0)
     assert vad.detect(np.zeros(16_000 * 5, dtype=np.float32)) == ()
     assert vad.detect((0.01 * rng.standard_normal(16_000 * 5)).astype(np.float32)) == ()
     assert vad.detect(np.zeros(0, dtype=np.float32)) == ()
+    from bwc.demo import road_noise
+
+    assert vad.detect(road_noise(20.0, rng)) == ()
+
+
+def test_regions_keep_to_whisper_s_window_and_the_recording(vad: VoiceActivityDetector) -> None:
+    lines = [Line("officer", "Good evening sir, license and registration please. " * 4, 0.0) for _ in range(3)]
+    audio, _ = render_scene(lines, lead_in_s=0.2, tail_s=0.2, seed=5)  # over 30 s of speech with short pauses
+    regions = vad.detect(audio, start_s=100.0)
+    assert regions and all(r.end - r.start <= vad.config.max_region_s + 1e-6 for r in regions)
+    assert all(100.0 <= r.start < r.end <= 100.0 + len(audio) / 16_000 for r in regions)
+    assert all(a.end <= b.start for a, b in itertools.pairwise(regions)), "regions overlap"
+
+
+def test_long_speech_is_cut_where_it_is_least_likely() -> None:
+    probability = np.full(100, 0.9)
+    probability[[30, 70]] = 0.4, 0.2
+    assert split_long(probability, 0, 99, max_frames=60) == [(0, 29), (31, 69), (71, 99)]  # at the two dips
+    assert all(b - a + 1 <= 40 for a, b in split_long(probability, 0, 99, max_frames=40))
 
 
 def test_merge_regions_respects_gap_and_length() -> None:
