@@ -61,11 +61,8 @@ def resolve_whisper(spec: str, models_dir: Path | None) -> Path:
     candidate = Path(spec).expanduser()
     searched: list[Path] = []
     if spec not in whisper.available_models() or candidate.suffix == ".pt":
-        paths = [candidate] if candidate.is_absolute() or models_dir is None else [candidate, models_dir / candidate]
-        for path in paths:
-            searched.append(path)
-            if path.is_file():
-                return path.absolute()
+        if (found := _local_file(candidate, models_dir, searched)) is not None:
+            return found
         raise ModelNotFoundError(
             f"whisper model '{spec}'",
             searched,
@@ -84,6 +81,17 @@ def resolve_whisper(spec: str, models_dir: Path | None) -> Path:
         f"on a connected machine run `bwc models fetch DIR --whisper {spec}`, copy DIR here and pass "
         "`--models DIR` (or set $BWC_MODELS); for an offline test run, `bwc models make-tiny DIR`.",
     )
+
+
+def _local_file(candidate: Path, models_dir: Path | None, searched: list[Path]) -> Path | None:
+    """``candidate`` as given, then inside the models directory when it is relative: the first that is a file
+    (absolute), or None; every place looked at is added to ``searched``."""
+    paths = [candidate] if candidate.is_absolute() or models_dir is None else [candidate, models_dir / candidate]
+    for path in paths:
+        searched.append(path)
+        if path.is_file():
+            return path.absolute()
+    return None
 
 
 def resolve_pyannote(spec: str, models_dir: Path | None) -> Path:
@@ -119,12 +127,8 @@ def resolve_pyannote(spec: str, models_dir: Path | None) -> Path:
 def resolve_vad_model(spec: str | None, models_dir: Path | None) -> Path:
     """The segmentation checkpoint file of a ``segmentation`` VAD: a path, absolute or in the models directory."""
     searched: list[Path] = []
-    if spec:
-        candidate = Path(spec).expanduser()
-        for path in [candidate] if candidate.is_absolute() or models_dir is None else [candidate, models_dir / spec]:
-            searched.append(path)
-            if path.is_file():
-                return path.absolute()
+    if spec and (found := _local_file(Path(spec).expanduser(), models_dir, searched)) is not None:
+        return found
     raise ModelNotFoundError(
         f"VAD segmentation model '{spec}'",
         searched,

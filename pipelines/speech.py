@@ -30,6 +30,7 @@ Example
 from __future__ import annotations
 
 import time
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -316,6 +317,7 @@ class SpeechStage:
     def _chunks(self, key: str, item: _Scanned) -> Iterator[SpeechChunk]:
         """A recording's windows as whisper chunks, read from its audio only when whisper gets to them."""
         gap = np.zeros(round(self.config.vad.pack_gap_s * SAMPLE_RATE), dtype=np.float32)
+        region_starts = [found.start for found in item.regions]
         for window in item.windows:
             item.deadline.check("transcribing")
             parts, pieces, speech, offset = [], [], [], 0.0
@@ -327,11 +329,12 @@ class SpeechStage:
                 parts.append(samples)
                 pieces.append((offset, region.start, region.end))
                 # the VAD's own regions inside the merged one: whisper is asked again about speech it passed over
+                first = max(0, bisect_right(region_starts, region.start) - 1)  # regions are sorted, apart
                 speech += [
                     (offset + max(found.start, region.start) - region.start,
                      offset + min(found.end, region.end) - region.start)
-                    for found in item.regions
-                    if found.end > region.start and found.start < region.end
+                    for found in item.regions[first:bisect_left(region_starts, region.end)]
+                    if found.end > region.start
                 ]  # fmt: skip
                 offset += len(samples) / SAMPLE_RATE
             yield SpeechChunk(

@@ -7,21 +7,19 @@ batching can be compared with one-at-a-time decoding word for word. The speed of
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import whisper
 
-import models.asr
 from bwc.audio import SAMPLE_RATE
 from bwc.config import load_config
 from bwc.records import Word
 from models.asr import SpeechChunk, WhisperTranscriber, is_no_speech
 from models.locate import resolve_whisper
+from tests.conftest import hear_silence_in_zero_chunks
 
 N_CHUNKS = 16  # ~3.5 whisper windows each with the tiny model's 24-token cap: 56 windows
 KEYS = ("rec-a", "rec-b", "rec-c", "rec-d")  # four recordings, chunks interleaved between them
@@ -113,19 +111,7 @@ def test_no_speech_rule_is_whispers() -> None:
 
 
 def test_chunks_whisper_calls_silence_yield_no_words(asr: WhisperTranscriber, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The tiny model's special tokens are zeroed, so it never finds silence itself: whisper's real results are kept
-    # and only the no-speech statistics of the all-zero chunk's rows are set to what a real model reports on silence.
-    real_decode = whisper.decode
-
-    def decode_hearing_silence(model, mel, options):
-        results = real_decode(model, mel, options)
-        silent = [bool(row[:, :100].std() == 0) for row in mel]  # the zero chunk's log-mel is flat where it has audio
-        return [
-            dataclasses.replace(r, no_speech_prob=0.95, avg_logprob=-1.5) if quiet else r
-            for r, quiet in zip(results, silent, strict=True)
-        ]
-
-    monkeypatch.setattr(models.asr.whisper, "decode", decode_hearing_silence)
+    hear_silence_in_zero_chunks(monkeypatch)
     quiet = SpeechChunk("quiet-recording", 5.0, 7.0, np.zeros(2 * SAMPLE_RATE, dtype=np.float32))
     found = asr.transcribe_chunks([quiet, *_chunks(count=2)], batch_size=8)
     assert set(found) == set(KEYS[:2])

@@ -15,7 +15,6 @@ the no-speech rule takes it, and the noise windows whisper calls silence are not
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import itertools
 import os
@@ -31,11 +30,11 @@ import whisper.decoding
 from whisper.decoding import DecodingResult, DecodingTask
 from whisper.normalizers import EnglishTextNormalizer
 
-import models.asr
 from bwc.audio import SAMPLE_RATE
 from bwc.config import WhisperConfig, load_config
 from models.asr import SpeechChunk, WhisperTranscriber, fallback_temperatures, needs_fallback
 from models.locate import resolve_whisper
+from tests.conftest import hear_silence_in_zero_chunks
 
 FAST = {"best_of": 2, "temperature_increment_on_fallback": 0.5}  # temperatures 0, 0.5, 1: fewer decodes per test
 REAL_WHISPER_ENV = "BWC_STARTER_WHISPER"
@@ -199,20 +198,7 @@ def test_last_decoding_is_kept_when_every_temperature_fails(
 def test_silent_windows_are_not_decoded_again(
     tiny: tuple[WhisperConfig, Path], calls: list[Call], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The tiny model never finds silence itself (its special tokens are zeroed): as in test_batched_asr, whisper's
-    # real first results are kept and only the no-speech statistics of the all-zero chunk's row are set to what a
-    # real model reports on silence (measured with tiny.en on noise: 0.84-0.95, log probability -1.2 to -1.6).
-    real_decode = whisper.decode
-
-    def decode_hearing_silence(model, mel, options):
-        results = real_decode(model, mel, options)
-        silent = [bool(row[:, :100].std() == 0) for row in mel]  # the zero chunk's log-mel is flat where it has audio
-        return [
-            dataclasses.replace(r, no_speech_prob=0.95, avg_logprob=-1.5) if quiet else r
-            for r, quiet in zip(results, silent, strict=True)
-        ]
-
-    monkeypatch.setattr(models.asr.whisper, "decode", decode_hearing_silence)
+    hear_silence_in_zero_chunks(monkeypatch)
     quiet = SpeechChunk("quiet", 5.0, 7.0, np.zeros(2 * SAMPLE_RATE, dtype=np.float32))
     sounds = _chunks(2)
     asr = _transcriber(tiny)  # whisper's thresholds: every tiny window is a loop, but the quiet one is silence
