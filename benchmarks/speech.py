@@ -400,7 +400,6 @@ def run_bwc(audio: AudioSet, folder: Path, models: Path, sample_len: int, execut
             "language": "en",
             "temperature": 0.0,
             "sample_len": sample_len,
-            "condition_on_previous_text": False,
         },
         "run": {
             "speech_workers": CORES,

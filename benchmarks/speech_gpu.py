@@ -171,7 +171,7 @@ def stage_runs(models: Path, groups: list[dict], sample_len: int, batch: int, de
 
     overrides = {
         "whisper": {"language": "en", "temperature": 0.0, "sample_len": sample_len,
-                    "condition_on_previous_text": False, "fp16": True, "batch_size": batch},
+                    "fp16": True, "batch_size": batch},
         "diarization": DIARIZATION_BATCHES,
     }  # fmt: skip
     config = load_config(models, overrides=overrides)

@@ -759,19 +759,20 @@ def models_fetch(
 def models_check(models: ModelsOption = None, config: ConfigOption = None) -> None:
     """Say which weights a run would use, or what is missing. Exit 1 when something is missing."""
     from bwc.config import load_config
-    from models.locate import ModelNotFoundError, resolve_pyannote, resolve_whisper
+    from models.locate import ModelNotFoundError, engine_name, resolve_pyannote, resolve_whisper_weights
 
     effective = load_config(models, config)
     models_dir = Path(effective.models_dir) if effective.models_dir else None
     missing = False
     speech: dict[str, Path] = {}
     for label, resolve, spec in (
-        ("whisper", resolve_whisper, effective.whisper.model),
+        ("whisper", resolve_whisper_weights, effective.whisper),
         ("diarization", resolve_pyannote, effective.diarization.pipeline),
     ):
         try:
-            speech[label] = resolve(spec, models_dir)
-            typer.echo(f"{label}: {speech[label]}")
+            speech[label] = resolve(spec, models_dir)  # type: ignore[operator]
+            engine = f" (engine: {engine_name(speech[label])})" if label == "whisper" else ""
+            typer.echo(f"{label}: {speech[label]}{engine}")
         except ModelNotFoundError as error:
             missing = True
             typer.echo(f"{label}: MISSING — {error}")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ByteSize, ConfigDict, Field
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, model_validator
 
 MODELS_CONFIG_NAME = "models.yaml"  # file inside a models directory describing what it holds
 DEFAULT_MODELS_DIR_ENV = "BWC_MODELS"  # environment variable naming the default models directory
@@ -34,9 +34,14 @@ class _Section(BaseModel):
 
 
 class WhisperConfig(_Section):
-    """openai-whisper transcription."""
+    """whisper transcription, on CTranslate2 (faster-whisper's models) or openai-whisper."""
 
-    model: str = "small"  # a whisper model name ("small", "large-v3", ...) or a path to a checkpoint (.pt)
+    model: str = "small"  # a model name ("small", "large-v3", ...), a checkpoint (.pt) or a CTranslate2 directory
+    # ctranslate2: the model's CTranslate2 directory (faster-whisper's format); openai: its .pt checkpoint; auto:
+    # CTranslate2 when it is installed (a <name>-ct2 directory beside the .pt or in the models directory), else openai
+    engine: Literal["auto", "ctranslate2", "openai"] = "auto"
+    # CTranslate2's compute type (int8, int8_float16, float16, float32, ...); None: int8 on CPU, float16 on GPU
+    compute_type: str | None = None
     language: str | None = "en"  # None lets whisper detect the language per recording
     temperature: float = 0.0  # first decoding temperature; 0 is greedy and deterministic
     temperature_increment_on_fallback: float | None = 0.2  # a failed window is redone this much hotter, to 1; None: off
@@ -50,10 +55,19 @@ class WhisperConfig(_Section):
     resume_after_s: float | None = 3.0
     beam_size: int | None = None  # beams at temperature 0; None: greedy decoding
     sample_len: int | None = None  # cap on tokens per 30 s window; None = whisper's default (n_text_ctx // 2)
-    condition_on_previous_text: bool = True  # whisper.transcribe's option; bwc's batched windows never condition
-    fp16: bool = True  # used only on CUDA; CPU always runs fp32
+    fp16: bool = True  # openai engine on CUDA only; CPU always runs fp32
     batch_size: int = 8  # 30 s windows of packed speech decoded together by transcribe_chunks, across recordings
-    int8: bool = False  # CPU only: dynamic int8 quantisation of whisper's linear layers (see benchmarks/RESULTS.md)
+    int8: bool = False  # openai engine on CPU only: torch's dynamic int8 quantisation of whisper's linear layers
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_options(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "condition_on_previous_text" in values:
+            raise ValueError(
+                "condition_on_previous_text was removed: bwc never gave whisper earlier text as prompt (each VAD "
+                "window is decoded on its own, so that windows of any recordings batch together); delete the setting"
+            )
+        return values
 
 
 class DiarizationConfig(_Section):

@@ -1,10 +1,11 @@
-"""Transcription with openai-whisper, restricted to the speech the VAD found.
+"""Transcription with whisper, restricted to the speech the VAD found, on either engine.
 
 :meth:`WhisperTranscriber.transcribe_chunks` batches speech chunks (VAD regions packed into windows of at most 30 s)
-from many recordings through whisper's encoder and decoder together, ``batch_size`` 30 s windows per ``whisper.decode``
-call; word timings come from ``whisper.timing.add_word_timestamps`` per window, as in ``whisper.transcribe``. Only
-the bookkeeping of ``whisper.transcribe``'s loop (timestamp tokens into segments, where the next window starts, the
-no-speech rule, the temperature fallback) is repeated here, per window instead of per recording.
+from many recordings through whisper together, ``batch_size`` 30 s windows per call of the engine
+(:mod:`models.whisper_engine`: CTranslate2 through faster-whisper's model objects, or openai-whisper); word timings
+for every window of a batch come from one alignment call. Only the bookkeeping of ``whisper.transcribe``'s loop
+(timestamp tokens into segments, where the next window starts, the no-speech rule, the temperature fallback) is
+repeated here, per window instead of per recording, the same for both engines.
 
 Temperature fallback, as ``whisper.transcribe``'s ``decode_with_fallback``: a window whose text is a repetition loop
 (gzip compression ratio above ``compression_ratio_threshold``) or unsure (average log probability below
@@ -12,11 +13,11 @@ Temperature fallback, as ``whisper.transcribe``'s ``decode_with_fallback``: a wi
 ``best_of`` samples); the last decoding is kept when every temperature fails. Only the failed windows of a batch are
 decoded again, together, from the encoder output already computed. Samples are drawn per window from a generator
 seeded by the window's audio, so that a window's words do not depend on the windows sharing its batch (whisper
-samples from torch's global generator).
+samples from torch's global generator, CTranslate2 from its own).
 
 Example
 -------
->>> asr = WhisperTranscriber(WhisperConfig(model="small"), checkpoint=Path("small.pt"))   # doctest: +SKIP
+>>> asr = WhisperTranscriber(WhisperConfig(model="small"), Path("whisper/small-ct2"))      # doctest: +SKIP
 >>> chunks = [SpeechChunk("rec-1", r.start, r.end, audio[int(r.start * 16000) : int(r.end * 16000)])
 ...           for r in regions]                                                         # doctest: +SKIP
 >>> asr.transcribe_chunks(chunks, batch_size=8)["rec-1"][0]                              # doctest: +SKIP
@@ -28,14 +29,14 @@ from __future__ import annotations
 import zlib
 from bisect import bisect_right
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-import whisper
+import whisper  # noqa: F401  (tests patch whisper.decode through it)
 from whisper.audio import (
     FRAMES_PER_SECOND,
     HOP_LENGTH,
@@ -45,15 +46,12 @@ from whisper.audio import (
     log_mel_spectrogram,
     pad_or_trim,
 )
-from whisper.decoding import DecodingOptions, DecodingResult, DecodingTask, GreedyDecoder
-from whisper.timing import add_word_timestamps
-from whisper.tokenizer import Tokenizer, get_tokenizer
+from whisper.decoding import DecodingResult
 
 from bwc.config import WhisperConfig
 from bwc.records import Word
-from models.ctranslate2_whisper import load_whisper
 from models.forward_clock import ForwardClock
-from models.locate import whisper_version
+from models.whisper_engine import Tokenizer, WhisperEngine, WordRequest, load_engine
 
 # whisper.transcribe's defaults for its no-speech rule: a window whose <|nospeech|> probability is above
 # NO_SPEECH_THRESHOLD yields nothing unless its average token log probability is above LOGPROB_THRESHOLD.
@@ -104,6 +102,15 @@ class _Window:
     chunk: int  # index into the chunks
     seek: int  # first mel frame of the window, counted from the chunk's start
     language: str | None  # None: whisper.decode detects it for this window (first window, no configured language)
+
+
+class _Parsed(NamedTuple):
+    """A decoded window that is not silence, cut into whisper.transcribe's segments."""
+
+    segments: list[dict]  # segment dicts (seek, start, end, text, tokens); the engine adds their "words"
+    next_seek: int  # mel frame whisper would decode from next (from the chunk's start)
+    closed: bool  # whisper closed the window (a single timestamp ending)
+    instantaneous: tuple[bool, ...]  # per segment: its decoded start and end are equal (whisper clears it)
 
 
 def is_no_speech(
@@ -191,64 +198,6 @@ def fallback_temperatures(temperature: float, increment: float | None) -> tuple[
     return (temperature, *(t for t in hotter if t > temperature))
 
 
-class _SeededSampler(GreedyDecoder):
-    """whisper's GreedyDecoder at temperature > 0, each window's rows drawing from that window's own generator.
-
-    whisper samples every row of a batch in one draw from torch's global generator, so a window's samples would
-    depend on the windows beside it and on everything drawn before; here they depend on the window alone.
-    """
-
-    def __init__(self, temperature: float, eot: int, generators: Sequence[torch.Generator], group: int) -> None:
-        super().__init__(temperature, eot)
-        self.generators = generators  # one per window, in row order
-        self.group = group  # consecutive rows per window (its best_of samples)
-
-    def update(
-        self, tokens: torch.Tensor, logits: torch.Tensor, sum_logprobs: torch.Tensor
-    ) -> tuple[torch.Tensor, bool]:
-        # the draw of whisper's Categorical(logits=logits / T).sample(), by inverse transform: a uniform number per
-        # row placed in the cumulative softmax (in float64: 51865 terms); 5x faster than torch.multinomial on CPU
-        cumulative = F.softmax(logits.double() / self.temperature, dim=-1).cumsum(dim=-1)
-        uniform = torch.cat(
-            [
-                torch.rand(self.group, 1, generator=generator, device=logits.device, dtype=torch.float64)
-                for generator in self.generators
-            ]
-        )
-        # right=True: the first token whose cumulative probability exceeds the draw, never a zero-probability one
-        next_tokens = torch.searchsorted(cumulative, uniform * cumulative[:, -1:], right=True)[:, 0]
-        next_tokens = next_tokens.clamp_(max=logits.shape[-1] - 1)
-        # the rest is GreedyDecoder.update's
-        logprobs = F.log_softmax(logits.float(), dim=-1)
-        current_logprobs = logprobs[torch.arange(logprobs.shape[0]), next_tokens]
-        sum_logprobs += current_logprobs * (tokens[:, -1] != self.eot)
-        next_tokens[tokens[:, -1] == self.eot] = self.eot
-        tokens = torch.cat([tokens, next_tokens[:, None]], dim=-1)
-        return tokens, bool((tokens[:, -1] == self.eot).all())
-
-
-class _GroupedDecodingTask(DecodingTask):
-    """whisper's DecodingTask, fixed for beam search and best-of sampling over several windows, and sampling each
-    window from its own generator (``seeds``: one per window).
-
-    whisper 20250625 repeats each window's tokens ``n_group`` times (beams, or best_of samples) but not its encoder
-    output, which broadcasts only when there is a single window: batched beam search or best-of fails with a size
-    mismatch (openai/whisper#2197, #2389, open). The encoder output is repeated here as the tokens are.
-    """
-
-    def __init__(self, model: whisper.Whisper, options: DecodingOptions, seeds: Sequence[int] | None = None) -> None:
-        super().__init__(model, options)
-        if seeds is not None and options.temperature > 0:
-            generators = [torch.Generator(device=model.device).manual_seed(seed) for seed in seeds]
-            self.decoder = _SeededSampler(options.temperature, self.tokenizer.eot, generators, self.n_group)
-
-    def _get_audio_features(self, mel: torch.Tensor) -> torch.Tensor:
-        return super()._get_audio_features(mel).repeat_interleave(self.n_group, dim=0)
-
-    def _detect_language(self, audio_features: torch.Tensor, tokens: torch.Tensor) -> tuple[list, list | None]:
-        return super()._detect_language(audio_features[:: self.n_group], tokens)  # one row per window again
-
-
 def _segments(tokens: list[int], tokenizer: Tokenizer, seek: int, segment_size: int) -> tuple[list[dict], int, bool]:
     """Segments of one decoded window, as whisper.transcribe cuts them at timestamp tokens (times in seconds from
     the chunk's start), the mel frame where the next window would start, and whether whisper closed the window."""
@@ -329,60 +278,50 @@ def _window_seed(chunk: SpeechChunk, window: _Window, temperature: float) -> int
 
 
 class WhisperTranscriber:
-    """A whisper model loaded once, transcribing many recordings.
+    """A whisper model loaded once, transcribing many recordings, on either engine.
 
     Parameters
     ----------
     config
         Decoding settings.
-    checkpoint
-        Path of the whisper checkpoint (resolved by :func:`models.locate.resolve_whisper`).
+    weights
+        A CTranslate2 model directory (the CTranslate2 engine) or a whisper ``.pt`` checkpoint (openai-whisper),
+        as :func:`models.locate.resolve_whisper_weights` resolves ``whisper.model`` and ``whisper.engine``.
     device
         "cpu" or "cuda".
+    clock
+        Counts the seconds inside the model.
     """
 
     def __init__(
-        self, config: WhisperConfig, checkpoint: Path, device: str = "cpu", clock: ForwardClock | None = None
+        self, config: WhisperConfig, weights: Path, device: str = "cpu", clock: ForwardClock | None = None
     ) -> None:
         self.config = config
-        self.checkpoint = checkpoint
+        self.weights = weights
         self.device = device
-        # whisper.load_model(path) gives a checkpoint file whisper's default alignment heads (every head of the
-        # later half of the decoder): word timings need the model's own, which load_whisper restores
-        self.model = load_whisper(checkpoint, device=device)
-        if config.int8 and device == "cpu":
-            self.model = quantize_int8(self.model)
-        self.version = whisper_version(checkpoint) + (" int8" if config.int8 and device == "cpu" else "")
-        # numba (whisper's DTW for word timings) can reset the OpenMP thread count to every core when its threading
-        # layer starts: with several actors per node that oversubscribes the CPUs and runs 5-10x slower, so the
-        # count set for this process is put back after each alignment
-        self.threads = torch.get_num_threads()
         self.clock = clock or ForwardClock()
-        self.clock.attach(self.model.encoder)  # the decoder is called once per token, the encoder once per window
-        self.clock.attach(self.model.decoder)
+        self.engine: WhisperEngine = load_engine(config, weights, device=device, clock=self.clock)
+        self.version = self.engine.version
         self.temperatures = fallback_temperatures(config.temperature, config.temperature_increment_on_fallback)
         self.decoded: Counter[float] = Counter()  # windows decoded per temperature (above the first: fallbacks)
 
     def detect_language(self, audio: np.ndarray) -> str:
         """The most likely language of up to 30 s of speech (whisper's own detection on the first window)."""
-        mel = log_mel_spectrogram(torch.from_numpy(np.asarray(audio, dtype=np.float32)), self.model.dims.n_mels)
-        mel = pad_or_trim(mel, N_FRAMES).to(self.model.device)
-        with torch.inference_mode():
-            _, probabilities = self.model.detect_language(mel.to(torch.float16 if self._fp16 else torch.float32))
-        return str(max(probabilities, key=probabilities.get))  # type: ignore[arg-type]
+        mel = log_mel_spectrogram(torch.from_numpy(np.asarray(audio, dtype=np.float32)), self.engine.n_mels)
+        return self.engine.detect_language(pad_or_trim(mel, N_FRAMES).to(self.engine.device))
 
     def transcribe_chunks(self, chunks: Iterable[SpeechChunk], batch_size: int) -> dict[str, tuple[Word, ...]]:
         """Words spoken in ``chunks`` (of any number of recordings), decoding ``batch_size`` windows at a time.
 
         Each chunk is decoded as whisper.transcribe decodes a clip: a 30 s window from the chunk's start, then, where
         whisper left the window unfinished (no closing timestamp, or its token cap reached), another window from the
-        end of the last word, until the chunk is covered. Windows of different chunks share ``whisper.decode`` calls.
-        Chunks are independent: no text of an earlier chunk (or window) is given as prompt, unlike
-        ``condition_on_previous_text``, so that any chunk can join any batch. Decoding is per item in whisper (greedy
-        or beam search per row; a fallback's samples come from the window's own generator), so the words do not
-        depend on ``batch_size`` up to float rounding. Windows run in input order (a chunk's next window goes first
-        in line). ``chunks`` is read lazily: only the chunks of the windows in hand are held, so an iterator over a
-        long recording keeps memory flat.
+        end of the last word, until the chunk is covered. Windows of different chunks share the engine's calls.
+        Chunks are independent: no text of an earlier chunk (or window) is given as prompt (whisper.transcribe's
+        ``condition_on_previous_text``), so that any chunk can join any batch. Decoding is per item (greedy or beam
+        search per row; a fallback's samples come from the window's own seed), so the words do not depend on
+        ``batch_size`` up to float rounding. Windows run in input order (a chunk's next window goes first in line).
+        ``chunks`` is read lazily: only the chunks of the windows in hand are held, so an iterator over a long
+        recording keeps memory flat.
 
         Parameters
         ----------
@@ -431,34 +370,49 @@ class WhisperTranscriber:
         last_speech: dict[int, float],
         words: dict[str, list[Word]],
     ) -> list[_Window]:
-        """Decode a batch of windows (with fallback, one decode call per language and temperature); add their words
-        to ``words`` and return the windows that come next in their chunks."""
+        """Decode a batch of windows (with fallback, one decode call per language and temperature), time their words
+        (one alignment call for the batch), add the words to ``words`` and return the windows that come next."""
         for window in batch:
             if window.chunk not in mels:
                 audio = torch.from_numpy(np.asarray(chunks[window.chunk].audio, dtype=np.float32))
                 mels[window.chunk] = log_mel_spectrogram(
-                    audio, self.model.dims.n_mels, padding=N_SAMPLES, device=self.model.device
+                    audio, self.engine.n_mels, padding=N_SAMPLES, device=self.engine.device
                 )
         content = [mels[w.chunk].shape[-1] - N_FRAMES for w in batch]  # frames of the chunk, padding off
         sizes = [min(N_FRAMES, frames - w.seek) for w, frames in zip(batch, content, strict=True)]
-        dtype = torch.float16 if self._fp16 else torch.float32
-        mel = torch.stack(
-            [pad_or_trim(mels[w.chunk][:, w.seek : w.seek + n], N_FRAMES) for w, n in zip(batch, sizes, strict=True)]
-        ).to(self.model.device, dtype)  # word alignment below runs the model on these windows too
-        results = self._decode_with_fallback([chunks[w.chunk] for w in batch], batch, mel)
-        follow_ups = []
-        for window, frames, size, window_mel, result in zip(batch, content, sizes, mel, results, strict=True):
-            found, follow_up = self._window_words(
-                chunks[window.chunk], window, frames, size, window_mel, result, last_speech
+        windows = [
+            pad_or_trim(mels[w.chunk][:, w.seek : w.seek + n], N_FRAMES) for w, n in zip(batch, sizes, strict=True)
+        ]
+        prepared = self.engine.prepare(torch.stack(windows))
+        results = self._decode_with_fallback([chunks[w.chunk] for w in batch], batch, prepared)
+        parsed: list[_Parsed | None] = []
+        requests: list[WordRequest] = []
+        thresholds = (self.config.no_speech_threshold, self.config.logprob_threshold)
+        for row, (window, size, result) in enumerate(zip(batch, sizes, results, strict=True)):
+            if is_no_speech(result.no_speech_prob, result.avg_logprob, *thresholds):
+                parsed.append(None)
+                continue
+            segments, next_seek, closed = _segments(
+                list(result.tokens), self.engine.tokenizer(result.language), window.seek, size
             )
-            words.setdefault(chunks[window.chunk].key, []).extend(found)
+            # whisper clears a segment whose start and end are equal; after the word timings (which rewrite them from
+            # the words) that would also drop a lone short word the alignment gave no duration ("Help.", "19.": 4 of
+            # 12 one-word utterances packed among others, tiny.en). Judged here on the timestamps whisper decoded,
+            # which is what the rule is for.
+            instantaneous = tuple(segment["start"] == segment["end"] for segment in segments)
+            parsed.append(_Parsed(segments, next_seek, closed, instantaneous))
+            requests.append(WordRequest(row, segments, result.language, size, last_speech.get(window.chunk, 0.0)))
+        self.engine.add_word_timestamps(prepared, requests)
+        follow_ups = []
+        for window, frames, size, result, found in zip(batch, content, sizes, results, parsed, strict=True):
+            chunk = chunks[window.chunk]
+            window_words, follow_up = self._window_words(chunk, window, frames, size, result, found, last_speech)
+            words.setdefault(chunk.key, []).extend(window_words)
             if follow_up is not None:
                 follow_ups.append(follow_up)
         return follow_ups
 
-    def _decode_with_fallback(
-        self, chunks: list[SpeechChunk], windows: list[_Window], mel: torch.Tensor
-    ) -> list[DecodingResult]:
+    def _decode_with_fallback(self, chunks: list[SpeechChunk], windows: list[_Window], prepared: object) -> list:
         """whisper.transcribe's ``decode_with_fallback`` over a batch: every window at the first temperature, then
         the windows that failed (:func:`needs_fallback`), together, at each next temperature until none fails; a
         window's last decoding is kept. One decode call per language and temperature."""
@@ -474,25 +428,13 @@ class WhisperTranscriber:
             languages = [windows[i].language if step == 0 else results[i].language for i in failed]
             for language in dict.fromkeys(languages):
                 rows = [i for i, other in zip(failed, languages, strict=True) if other == language]
-                # a fallback starts from the first decoding's encoder output: only the decoder runs again
-                inputs = mel[rows] if step == 0 else torch.stack([results[i].audio_features for i in rows])
                 seeds = [_window_seed(chunks[i], windows[i], temperature) for i in rows] if temperature > 0 else None
-                results.update(
-                    zip(rows, self._decode(inputs, self._options(language, temperature), seeds), strict=True)
-                )
+                results.update(zip(rows, self.engine.decode(prepared, rows, language, temperature, seeds), strict=True))
             self.decoded[temperature] += len(failed)
             failed = [i for i in failed if needs_fallback(results[i], *thresholds)]
             if not failed:
                 break
         return [results[i] for i in range(len(windows))]
-
-    def _decode(self, inputs: torch.Tensor, options: DecodingOptions, seeds: list[int] | None) -> list[DecodingResult]:
-        """Decode mel windows (or their encoder output): ``whisper.decode`` for greedy decoding; for beams or samples,
-        which whisper.decode cannot batch (and samples from torch's global generator), its decoding task fixed for
-        both (:class:`_GroupedDecodingTask`)."""
-        if options.temperature == 0 and options.beam_size is None:
-            return whisper.decode(self.model, inputs, options)
-        return _GroupedDecodingTask(self.model, options, seeds).run(inputs)
 
     def _window_words(
         self,
@@ -500,38 +442,16 @@ class WhisperTranscriber:
         window: _Window,
         content_frames: int,
         segment_size: int,
-        mel: torch.Tensor,
         result: DecodingResult,
+        parsed: _Parsed | None,
         last_speech: dict[int, float],
     ) -> tuple[list[Word], _Window | None]:
-        """Words of one decoded window (recording times), and the chunk's next window if whisper did not cover it."""
-        language = result.language
+        """Words of one decoded window (recording times), and the chunk's next window if whisper did not cover it.
+        ``parsed``: None when the window is silence."""
         next_seek = window.seek + segment_size
         words: list[Word] = []
-        if not is_no_speech(
-            result.no_speech_prob, result.avg_logprob, self.config.no_speech_threshold, self.config.logprob_threshold
-        ):
-            tokenizer = get_tokenizer(
-                self.model.is_multilingual, num_languages=self.model.num_languages, language=language, task="transcribe"
-            )
-            segments, next_seek, single_timestamp_ending = _segments(
-                list(result.tokens), tokenizer, window.seek, segment_size
-            )
-            # whisper clears a segment whose start and end are equal; after add_word_timestamps (which rewrites them
-            # from the words) that also drops a lone short word the alignment gave no duration ("Help.", "19.":
-            # 4 of 12 one-word utterances packed among others, tiny.en). Judged here on the timestamps whisper
-            # decoded, which is what the rule is for.
-            instantaneous = [segment["start"] == segment["end"] for segment in segments]
-            add_word_timestamps(
-                segments=segments,
-                model=self.model,
-                tokenizer=tokenizer,
-                mel=mel,
-                num_frames=segment_size,
-                last_speech_timestamp=last_speech.get(window.chunk, 0.0),
-            )
-            if torch.get_num_threads() != self.threads:
-                torch.set_num_threads(self.threads)
+        if parsed is not None:
+            segments, next_seek, single_timestamp_ending, instantaneous = parsed
             ends = [item["end"] for segment in segments for item in segment.get("words", [])]
             time_offset = window.seek * HOP_LENGTH / SAMPLE_RATE
             window_end = min(next_seek * HOP_LENGTH / SAMPLE_RATE, chunk.audio.size / SAMPLE_RATE)
@@ -559,40 +479,10 @@ class WhisperTranscriber:
             next_seek = window.seek + segment_size
         if next_seek >= content_frames:
             return words, None
-        return words, _Window(window.chunk, next_seek, language)
+        return words, _Window(window.chunk, next_seek, result.language)
 
     @staticmethod
     def _chunk_word(chunk: SpeechChunk, item: dict, text: str) -> Word:
         """A whisper word dict (seconds from the chunk's start) as a Word in recording time, inside the chunk."""
         start, end = chunk.to_recording_time(float(item["start"]), float(item["end"]))
         return Word(start=start, end=end, text=text, probability=float(item["probability"]))
-
-    def _options(self, language: str | None, temperature: float) -> DecodingOptions:
-        """whisper.decode options from the config, as decode_with_fallback builds them: beams at temperature 0,
-        best_of samples above it. Language None makes whisper detect it per window."""
-        return DecodingOptions(
-            task="transcribe",
-            language=language,
-            temperature=temperature,
-            sample_len=self.config.sample_len,
-            best_of=self.config.best_of if temperature > 0 else None,
-            beam_size=self.config.beam_size if temperature == 0 else None,
-            fp16=self._fp16,
-        )
-
-    @property
-    def _fp16(self) -> bool:
-        return self.config.fp16 and self.device.startswith("cuda")
-
-
-def quantize_int8(model: whisper.Whisper) -> whisper.Whisper:
-    """whisper with its linear layers dynamically quantised to int8 (CPU only): weights int8, activations
-    quantised per call. The token embedding (also the output projection) stays float.
-
-    whisper's ``Linear`` subclass only casts its weights to the input's dtype (for fp16 on CUDA); on CPU in fp32 it
-    is a plain ``nn.Linear``, which is what torch's quantiser recognises, so the class is swapped first.
-    """
-    for module in model.modules():
-        if type(module) is whisper.model.Linear:
-            module.__class__ = torch.nn.Linear
-    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)

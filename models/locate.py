@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING
 import whisper
 
 if TYPE_CHECKING:
-    from bwc.config import BwcConfig
+    from bwc.config import BwcConfig, WhisperConfig
 
 PIPELINE_CONFIG = "config.yaml"  # what makes a directory a pyannote pipeline
+CT2_MODEL_FILE = "model.bin"  # what makes a directory a CTranslate2 model
+CT2_SUFFIX = "-ct2"  # a CTranslate2 copy of whisper/<name>.pt is whisper/<name>-ct2/ (bwc models fetch, starter)
 
 
 class ModelNotFoundError(RuntimeError):
@@ -81,6 +83,73 @@ def resolve_whisper(spec: str, models_dir: Path | None) -> Path:
         f"on a connected machine run `bwc models fetch DIR --whisper {spec}`, copy DIR here and pass "
         "`--models DIR` (or set $BWC_MODELS); for an offline test run, `bwc models make-tiny DIR`.",
     )
+
+
+def resolve_whisper_weights(config: WhisperConfig, models_dir: Path | None) -> Path:
+    """The weights ``whisper.engine`` runs for ``whisper.model``: a CTranslate2 directory or a ``.pt`` checkpoint.
+
+    ``auto`` takes the CTranslate2 copy when one is installed (:func:`resolve_whisper_ct2`), else the ``.pt``;
+    ``ctranslate2`` and ``openai`` insist on their format. Raises :class:`ModelNotFoundError` naming every place
+    searched.
+    """
+    searched: list[Path] = []
+    if config.engine != "openai":
+        if (found := resolve_whisper_ct2(config.model, models_dir, searched)) is not None:
+            return found
+        if config.engine == "ctranslate2":
+            raise ModelNotFoundError(
+                f"whisper model '{config.model}' in CTranslate2 format",
+                searched,
+                f"on a connected machine run `bwc models fetch DIR --whisper NAME` (it fetches faster-whisper's "
+                f"CTranslate2 copy beside the .pt), or set whisper.model to a CTranslate2 directory (holding "
+                f"{CT2_MODEL_FILE}), or set whisper.engine to openai.",
+            )
+    if Path(config.model).expanduser().is_dir():
+        raise ModelNotFoundError(
+            f"whisper model '{config.model}' as an openai-whisper checkpoint",
+            [Path(config.model)],
+            "whisper.engine openai needs a .pt checkpoint, and this is a directory: set whisper.engine to "
+            "ctranslate2 (or auto), or whisper.model to a .pt file.",
+        )
+    try:
+        return resolve_whisper(config.model, models_dir)
+    except ModelNotFoundError as error:
+        error.searched[:0] = searched
+        raise ModelNotFoundError(error.model, error.searched, str(error).split("To supply it: ", 1)[-1]) from None
+
+
+def resolve_whisper_ct2(spec: str, models_dir: Path | None, searched: list[Path] | None = None) -> Path | None:
+    """A CTranslate2 directory for ``spec``, or None: ``spec`` itself when it is one; for a ``.pt`` path, the
+    ``<stem>-ct2`` directory beside it; for a model name, ``whisper/<name>-ct2`` in the models directory or
+    faster-whisper's download in the Hugging Face cache. Places looked at are added to ``searched``."""
+    searched = [] if searched is None else searched
+    candidate = Path(spec).expanduser()
+    relative = not candidate.is_absolute() and models_dir is not None
+    paths = [candidate, models_dir / candidate] if relative else [candidate]  # type: ignore[operator]
+    if spec in whisper.available_models() and candidate.suffix != ".pt":
+        paths = [models_dir / "whisper" / (Path(whisper_file_name(spec)).stem + CT2_SUFFIX)] if models_dir else []
+    elif candidate.suffix == ".pt":
+        paths = [path.with_name(path.stem + CT2_SUFFIX) for path in paths]
+    for path in paths:
+        searched.append(path / CT2_MODEL_FILE)
+        if (path / CT2_MODEL_FILE).is_file():
+            return path.absolute()
+    if spec in whisper.available_models():
+        cached = _faster_whisper_cache(spec)
+        searched.append(Path(f"huggingface cache: faster-whisper {spec}/{CT2_MODEL_FILE}"))
+        if cached is not None:
+            return cached
+    return None
+
+
+def _faster_whisper_cache(name: str) -> Path | None:
+    """faster-whisper's CTranslate2 download of a named model, if it is in the Hugging Face cache (no network)."""
+    from faster_whisper.utils import _MODELS
+    from huggingface_hub import try_to_load_from_cache
+
+    repo = _MODELS.get(name)
+    found = try_to_load_from_cache(repo, CT2_MODEL_FILE) if repo else None
+    return Path(found).parent if isinstance(found, str) else None
 
 
 def _local_file(candidate: Path, models_dir: Path | None, searched: list[Path]) -> Path | None:
@@ -164,6 +233,20 @@ def whisper_version(checkpoint: Path) -> str:
     return f"whisper:{checkpoint.name}@{fingerprint(checkpoint)}"
 
 
+def engine_name(weights: Path) -> str:
+    """Which whisper engine runs these weights: "ctranslate2" for a CTranslate2 directory, else "openai"."""
+    return "ctranslate2" if (weights / CT2_MODEL_FILE).is_file() else "openai"
+
+
+def asr_version(weights: Path, compute_type: str | None = None) -> str:
+    """What the catalog records for transcripts from these whisper weights: the engine shows, and a configured
+    CTranslate2 compute type (the default, int8 on CPU and float16 on GPU, is left out: one version across a
+    cluster's CPU and GPU workers, as openai-whisper's fp16 on GPU always was)."""
+    if engine_name(weights) == "ctranslate2":
+        return whisper_version(weights) + " ctranslate2" + (f" {compute_type}" if compute_type else "")
+    return whisper_version(weights)
+
+
 def pyannote_version(pipeline_dir: Path) -> str:
     """What the catalog records for outputs of this pyannote pipeline directory."""
     return f"pyannote:{pipeline_dir.name}@{fingerprint(pipeline_dir)}"
@@ -173,9 +256,10 @@ def pyannote_version(pipeline_dir: Path) -> str:
 class ResolvedModels:
     """Local weights for every model the speech stage needs (found before any worker starts)."""
 
-    whisper_checkpoint: Path  # whisper .pt file
+    whisper_checkpoint: Path  # whisper weights: a CTranslate2 directory, or an openai-whisper .pt file
     pyannote_pipeline: Path  # pyannote pipeline directory holding config.yaml
     vad_model: Path | None = None  # segmentation checkpoint of the VAD; None: silero-vad (inside its wheel)
+    whisper_compute_type: str | None = None  # whisper.compute_type as configured (part of a CTranslate2 version)
 
     @classmethod
     def resolve(cls, config: BwcConfig) -> ResolvedModels:
@@ -184,7 +268,7 @@ class ResolvedModels:
         found: dict[str, Path] = {}
         missing: list[ModelNotFoundError] = []
         for field, resolve, spec in (
-            ("whisper_checkpoint", resolve_whisper, config.whisper.model),
+            ("whisper_checkpoint", resolve_whisper_weights, config.whisper),
             ("pyannote_pipeline", resolve_pyannote, config.diarization.pipeline),
         ):
             try:
@@ -198,7 +282,7 @@ class ResolvedModels:
                 missing.append(error)
         if missing:
             raise ModelNotFoundError.combine(missing)
-        return cls(**found)
+        return cls(**found, whisper_compute_type=config.whisper.compute_type)
 
     def versions(self) -> dict[str, str]:
         """Each speech model's version, as the speech stage reports it, computed without loading any model."""
@@ -206,6 +290,6 @@ class ResolvedModels:
 
         return {
             "vad": segmentation_version(self.vad_model) if self.vad_model is not None else silero_version(),
-            "asr": whisper_version(self.whisper_checkpoint),
+            "asr": asr_version(self.whisper_checkpoint, self.whisper_compute_type),
             "diarization": pyannote_version(self.pyannote_pipeline),
         }

@@ -293,8 +293,7 @@ def _activate(directory: Path, staging: Path, force: bool) -> bool:
     (staging / MODELS_CONFIG_NAME).write_text(
         "# The bwc starter set (bwc models starter): whisper tiny.en, pyannote segmentation + GE2E diarization.\n"
         "# For production accuracy fetch large-v3 and pyannote community-1 (bwc models fetch): the same code loads\n"
-        "# them.\n"
-        + yaml.safe_dump(settings, sort_keys=False),
+        "# them.\n" + yaml.safe_dump(settings, sort_keys=False),
         encoding="utf-8",
     )
     return True
@@ -410,6 +409,7 @@ def _is_active(directory: Path) -> bool:
 
 def model_set(whisper_checkpoint: Path, pipeline_dir: Path, tiny_models: bool) -> str:
     """Which set a run would use: "starter", "tiny random (tests only)" or "custom" (e.g. fetched weights).
+    ``whisper_checkpoint``: the whisper weights either engine runs (the starter's .pt or its CTranslate2 copy).
 
     >>> model_set(Path("/m/whisper/tiny-random.pt"), Path("/m/pyannote/tiny-random-diarization"), True)
     'tiny random (tests only)'
@@ -420,7 +420,8 @@ def model_set(whisper_checkpoint: Path, pipeline_dir: Path, tiny_models: bool) -
         manifest = installed_manifest(candidate) if (candidate / MANIFEST_NAME).is_file() else None
         if manifest is not None:
             models = manifest["models"]
-            uses_whisper = whisper_checkpoint == candidate / models["whisper"]
+            whisper_formats = {candidate / models["whisper"], candidate / models.get("whisper_ctranslate2", "-")}
+            uses_whisper = whisper_checkpoint in whisper_formats
             uses_pipeline = pipeline_dir == candidate / models["pipeline"]
             if uses_whisper and uses_pipeline:
                 return "starter"

@@ -186,7 +186,6 @@ def make_tiny_models(
             "language": "en",
             "temperature": 0.0,
             "sample_len": sample_len or TINY_SAMPLE_LEN,
-            "condition_on_previous_text": False,
             "temperature_increment_on_fallback": None,  # random weights fail every rule: no fallback in tests
         },
         "diarization": {"pipeline": pyannote_dir},

@@ -9,8 +9,8 @@ For a batch of recordings (``run.recordings_per_speech_call``, one actor call):
    most 30 s, ``vad.pack_gap_s`` of silence between regions: the non-speech a body camera mostly records costs
    nothing, and a window is full of speech;
 3. **transcribe**: the windows of every recording in the batch go through whisper together, ``whisper.batch_size``
-   windows per encoder/decoder call (:meth:`~models.asr.WhisperTranscriber.transcribe_chunks`), read lazily from
-   the scratch files; words are mapped back to recording time;
+   windows per call (:meth:`~models.asr.WhisperTranscriber.transcribe_chunks`, on CTranslate2 or openai-whisper:
+   the stage does not know which), read lazily from the scratch files; words are mapped back to recording time;
 4. **diarize**: pyannote on each recording's speech regions only, in segments of at most
    ``diarization.max_segment_s`` with speakers linked across segments (:meth:`~models.diarization.PyannoteDiarizer.
    diarize_regions`);

@@ -181,7 +181,7 @@ def test_last_decoding_is_kept_when_every_temperature_fails(
     window_words = WhisperTranscriber._window_words
 
     def words_of(self: WhisperTranscriber, *args: object) -> object:
-        used.append(args[5])  # type: ignore[arg-type]  # the decoding whose words are kept
+        used.append(args[4])  # type: ignore[arg-type]  # the decoding whose words are kept
         return window_words(self, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(WhisperTranscriber, "_window_words", words_of)

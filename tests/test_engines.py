@@ -1,0 +1,140 @@
+"""The two whisper engines behind one interface (``models.whisper_engine``): CTranslate2 and openai-whisper.
+
+With the real starter weights (whisper tiny.en, the same weights in both formats: ``whisper/tiny.en-ct2`` as
+installed and ``whisper/tiny.en.pt`` converted from it; skipped when absent) and the development speech in
+``../shared/data/speech`` (skipped, with the reason, when absent):
+
+- on the same weights in float32 both engines write the same words (normalised) at the same times on every
+  development utterance, decoded through the same loop (:class:`models.asr.WhisperTranscriber`);
+- the CTranslate2 engine's fallback (every temperature, samples) is reproducible in a fresh model;
+- the engine follows the weights' format, and ``whisper.engine`` picks the format when both are installed.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bwc.audio import SAMPLE_RATE, read_pcm
+from bwc.config import BwcConfig, WhisperConfig, load_config
+from bwc.evaluation import normalise
+from bwc.records import Word
+from models.asr import SpeechChunk, WhisperTranscriber
+from models.locate import ModelNotFoundError, ResolvedModels, resolve_whisper_weights
+from models.whisper_ct2 import CTranslate2Engine, choose_compute_type
+from models.whisper_openai import OpenAIEngine
+
+STARTER = Path("~/.cache/bwc/models").expanduser()
+SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
+MIN_IDENTICAL = 0.98  # share of normalised words both engines write (measured: 1.0 on 1049 words)
+MAX_TIME_DIFFERENCE_S = 0.05  # start and end of each word both write (measured: at most 0.02 s, one token)
+
+
+def _weights() -> tuple[Path, Path]:
+    ct2, checkpoint = STARTER / "whisper" / "tiny.en-ct2", STARTER / "whisper" / "tiny.en.pt"
+    if not (ct2 / "model.bin").is_file() or not checkpoint.is_file():
+        pytest.skip(f"starter whisper not installed in {STARTER} (`bwc models starter`)")
+    return ct2, checkpoint
+
+
+def _utterances() -> list[SpeechChunk]:
+    if not (SPEECH / "refs.tsv").is_file():
+        pytest.skip(f"shared development speech absent: {SPEECH}")
+    files = [line.split("\t")[0] for line in (SPEECH / "refs.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    chunks = []
+    for file in files:
+        audio = read_pcm(SPEECH / file)
+        chunks.append(SpeechChunk(file, 0.0, audio.size / SAMPLE_RATE, audio))
+    return chunks
+
+
+def _compare(first: tuple[Word, ...], second: tuple[Word, ...]) -> tuple[int, int, float]:
+    """Words both wrote (aligned on normalised text), words either wrote, and the largest time difference."""
+    a, b = [normalise(w.text) for w in first], [normalise(w.text) for w in second]
+    matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
+    same, worst = 0, 0.0
+    for block in matcher.get_matching_blocks():
+        same += block.size
+        for k in range(block.size):
+            x, y = first[block.a + k], second[block.b + k]
+            worst = max(worst, abs(x.start - y.start), abs(x.end - y.end))
+    return same, max(len(a), len(b)), worst
+
+
+def test_engines_write_the_same_words_on_the_same_weights() -> None:
+    ct2, checkpoint = _weights()
+    chunks = _utterances()
+    config = WhisperConfig(model="tiny.en", language="en", compute_type="float32")
+    openai = WhisperTranscriber(config, checkpoint)
+    fast = WhisperTranscriber(config, ct2)
+    assert isinstance(openai.engine, OpenAIEngine) and isinstance(fast.engine, CTranslate2Engine)
+    by_openai = openai.transcribe_chunks(chunks, batch_size=8)
+    by_ct2 = fast.transcribe_chunks(chunks, batch_size=8)
+    same = total = 0
+    worst = 0.0
+    for chunk in chunks:
+        both, either, late = _compare(by_openai.get(chunk.key, ()), by_ct2.get(chunk.key, ()))
+        same, total, worst = same + both, total + either, max(worst, late)
+    assert total > 900  # every utterance was transcribed (1049 words)
+    assert same / total >= MIN_IDENTICAL, f"{same}/{total} identical words"
+    assert worst <= MAX_TIME_DIFFERENCE_S, f"a word's time differs by {worst:.2f} s"
+    assert fast.version.endswith(" ctranslate2 float32") and "tiny.en-ct2" in fast.version
+
+
+def test_ctranslate2_fallback_is_reproducible() -> None:
+    ct2, _ = _weights()
+    chunks = _utterances()[:3]
+    # every decoding fails the log probability rule: each window is sampled at every temperature (2 samples each)
+    config = WhisperConfig(model="tiny.en", language="en", logprob_threshold=0.0, best_of=2)
+    first = WhisperTranscriber(config, ct2)
+    words = first.transcribe_chunks(chunks, batch_size=3)
+    assert first.decoded[1.0] >= 3  # all three reached the last temperature (and windows after some of them)
+    assert all(words.get(chunk.key) for chunk in chunks)  # the hottest decoding is kept, not dropped
+    # CTranslate2 seeds its sampler per worker thread, once: a fresh model given the same windows samples the same
+    again = WhisperTranscriber(config, ct2).transcribe_chunks(chunks, batch_size=3)
+    assert {k: [w.text for w in v] for k, v in words.items()} == {k: [w.text for w in v] for k, v in again.items()}
+
+
+def test_engine_follows_the_format_and_the_setting() -> None:
+    ct2, checkpoint = _weights()
+    config = load_config(STARTER)
+    assert ResolvedModels.resolve(config).whisper_checkpoint == ct2  # auto: the CTranslate2 copy beside the .pt
+    openai = config.merged({"whisper": {"engine": "openai"}})
+    assert ResolvedModels.resolve(openai).whisper_checkpoint == checkpoint
+    assert "ctranslate2" in ResolvedModels.resolve(config).versions()["asr"]
+    assert "ctranslate2" not in ResolvedModels.resolve(openai).versions()["asr"]
+    # a CTranslate2 directory named directly, and the openai engine refusing it with the fix
+    assert resolve_whisper_weights(WhisperConfig(model=str(ct2)), None) == ct2
+    with pytest.raises(ModelNotFoundError, match=r"needs a \.pt checkpoint"):
+        resolve_whisper_weights(WhisperConfig(model=str(ct2), engine="openai"), None)
+
+
+def test_ctranslate2_weights_missing_name_every_place_and_the_fix(tiny_models: Path) -> None:
+    config = load_config(tiny_models)  # the tiny random set has only a .pt
+    assert ResolvedModels.resolve(config).whisper_checkpoint.suffix == ".pt"  # auto falls back to openai
+    strict = config.merged({"whisper": {"engine": "ctranslate2"}})
+    with pytest.raises(ModelNotFoundError) as raised:
+        ResolvedModels.resolve(strict)
+    message = str(raised.value)
+    assert "CTranslate2 format" in message and "tiny-random-ct2/model.bin" in message and "bwc models fetch" in message
+
+
+def test_compute_type_by_device_and_refused_when_unsupported() -> None:
+    assert choose_compute_type(None, "cpu") == "int8"
+    assert choose_compute_type("float32", "cpu") == "float32"
+    with pytest.raises(ValueError, match=r"compute_type 'float16' is not supported on cpu"):
+        choose_compute_type("float16", "cpu")
+
+
+def test_removed_condition_on_previous_text_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="condition_on_previous_text was removed"):
+        BwcConfig().merged({"whisper": {"condition_on_previous_text": False}})
+
+
+def test_language_detection_of_an_english_only_model_is_english() -> None:
+    ct2, _ = _weights()
+    asr = WhisperTranscriber(WhisperConfig(model="tiny.en", language=None), ct2)
+    assert asr.detect_language(np.zeros(SAMPLE_RATE, dtype=np.float32)) == "en"
