@@ -9,7 +9,7 @@ burst, overlaps, road noise, a long pause). Noise-only audio is generated (:func
 
 - **WER**: bwc's speech stage (VAD, packing, batched whisper with its fallback) against ``whisper.transcribe``
   file by file with its defaults (temperature fallback, condition_on_previous_text) and language ``en``, on the same
-  audio with the same model object; text normalised by whisper's English normaliser; pooled over files.
+  audio with the same weights (openai-whisper's .pt of the stage's model); text normalised by whisper's English normaliser; pooled over files.
 - **DER** (pyannote.metrics, overlap scored): bwc's diarization of speech regions against the one-speaker baseline
   (all reference speech one speaker), collar 0 and 0.25 s, pooled.
 - **Roles**: on the scenes, the share of officer words attributed to the officer and of community members' words
@@ -101,7 +101,12 @@ def measure(config: BwcConfig, shared: Path, scene_count: int, log: callable, sc
     clock = time.perf_counter()
     stage = SpeechStage.from_config(config, device="cpu")
     language = LanguageStage.from_config(config)
-    model = stage.asr.model
+    # whisper.transcribe needs openai-whisper's model: the same weights as the stage's, in their .pt format
+    from models.ctranslate2_whisper import load_whisper
+    from models.locate import ResolvedModels
+
+    openai = config.merged({"whisper": {"engine": "openai"}})
+    model = load_whisper(ResolvedModels.resolve(openai).whisper_checkpoint)
     measured.seconds["load models"] = time.perf_counter() - clock
 
     speech = shared / "data" / "speech"

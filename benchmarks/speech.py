@@ -23,9 +23,9 @@ and most of the baseline's time), no memory check (under 5 minutes on a quiet 2-
 "speedup <bwc/baseline on the BWC-like set>". Each phase also reports how many cores other processes used meanwhile:
 on a shared machine they slow the baseline's threads most.
 
-    PYTHONPATH=. python benchmarks/speech.py                 # full; appends a section to benchmarks/RESULTS.md
-    PYTHONPATH=. python benchmarks/speech.py --quick         # under 5 minutes on 2 cores
-    PYTHONPATH=. python benchmarks/speech.py --quick --memory --keep /tmp/bwc-speech --results /tmp/results.md
+    .venv/bin/python benchmarks/speech.py                 # full; appends a section to benchmarks/RESULTS.md
+    .venv/bin/python benchmarks/speech.py --quick         # under 5 minutes on 2 cores
+    .venv/bin/python benchmarks/speech.py --quick --memory --keep /tmp/bwc-speech --results /tmp/results.md
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ import psutil
 import yaml
 from scipy import signal
 
+sys.path.insert(0, str(Path(__file__).absolute().parent.parent))  # `python benchmarks/speech.py` from the root
 from benchmarks.capacity import _hardware
 from bwc.audio import SAMPLE_RATE, write_audio
 from bwc.demo import ATTRIBUTION_VOICES, VOICES, Line, load_scripts, place, render_scene, road_noise, speak

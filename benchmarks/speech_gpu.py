@@ -13,9 +13,9 @@ off, the same sample_len.
 Both sides are warmed up first (CUDA kernels, allocators). Decoding (ffmpeg, CPU, overlapped with the GPU in `bwc
 run`) is in neither figure. Audio hours per GPU hour is the set's audio over the wall time of the call.
 
-    PYTHONPATH=. python benchmarks/speech_gpu.py export DIR                  # here: DIR/*.npz
+    python benchmarks/speech_gpu.py export DIR                  # here: DIR/*.npz
     python benchmarks/speech_gpu.py measure DIR --out m.json                 # on the GPU node
-    PYTHONPATH=. python benchmarks/speech_gpu.py record m.json               # here: RESULTS.md
+    python benchmarks/speech_gpu.py record m.json               # here: RESULTS.md
 """
 
 from __future__ import annotations

@@ -746,12 +746,20 @@ def models_fetch(
     token: Annotated[
         str | None, typer.Option("--token", envvar="HF_TOKEN", help="Hugging Face token for gated models.")
     ] = None,
+    ctranslate2: Annotated[
+        bool,
+        typer.Option(
+            "--ctranslate2/--no-ctranslate2",
+            help="Also fetch faster-whisper's CTranslate2 copy of the whisper model (the faster engine, used when "
+            "present).",
+        ),
+    ] = True,
 ) -> None:
     """Download real weights into DIRECTORY on a connected machine, for use offline with --models."""
     os.environ["HF_HUB_OFFLINE"] = "0"
     from models.fetch import fetch_models
 
-    path = fetch_models(directory, whisper or None, pyannote or None, token)
+    path = fetch_models(directory, whisper or None, pyannote or None, token, ctranslate2=ctranslate2)
     console.print(f"models written; use them with --models {directory} ({path})")
 
 

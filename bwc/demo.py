@@ -303,9 +303,7 @@ def audio_against_scripts(store: Path, reference_store: Path, footage: DemoFoota
     rows = []
     for (encounter_id, recording_id), lines in spoken.groupby(["encounter_id", "recording_id"], sort=True):
         heard = words[words["recording_id"] == recording_id].sort_values("start")
-        role_of = (
-            scores[scores["encounter_id"] == recording_id].drop_duplicates("speaker").set_index("speaker")["role"]
-        )
+        role_of = scores[scores["encounter_id"] == recording_id].drop_duplicates("speaker").set_index("speaker")["role"]
         wer = word_error_rate([" ".join(lines.sort_values("start")["text"])], [" ".join(heard["word"])])
         roles = role_result(
             [(w.start, w.end, str(role_of.get(w.speaker, "unknown"))) for w in heard.itertuples()],

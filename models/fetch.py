@@ -3,7 +3,8 @@
 The directory it writes is self-contained and relocatable (``models.yaml`` holds relative paths)::
 
     DIR/models.yaml
-    DIR/whisper/<name>.pt                      whisper's own file name for the model
+    DIR/whisper/<name>.pt                      whisper's own file name for the model (the openai engine)
+    DIR/whisper/<name>-ct2/model.bin ...       faster-whisper's CTranslate2 copy (the ctranslate2 engine, default)
     DIR/pyannote/<repo name>/config.yaml ...   a snapshot of the pyannote hub repository
 
 Example
@@ -14,13 +15,17 @@ Example
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from bwc.config import MODELS_CONFIG_NAME
-from models.locate import whisper_file_name
+from models.locate import CT2_SUFFIX, whisper_file_name
+
+# what faster-whisper's own download_model takes from a CTranslate2 repository
+CT2_FILES = ["config.json", "preprocessor_config.json", "model.bin", "tokenizer.json", "vocabulary.*"]
 
 
 def fetch_whisper(directory: Path, name: str) -> Path:
@@ -35,6 +40,22 @@ def fetch_whisper(directory: Path, name: str) -> Path:
     return target / whisper_file_name(name)
 
 
+def fetch_whisper_ct2(directory: Path, name: str, token: str | None) -> Path:
+    """Download faster-whisper's CTranslate2 conversion of a named whisper model (e.g. Systran/faster-whisper-small)
+    to ``whisper/<name>-ct2``, beside the ``.pt``, where ``whisper.engine: auto`` finds it."""
+    from faster_whisper.utils import _MODELS
+    from huggingface_hub import snapshot_download
+
+    repo_id = _MODELS.get(name)
+    if repo_id is None:
+        raise ValueError(f"faster-whisper has no CTranslate2 copy of '{name}': choose from {', '.join(_MODELS)}")
+    target = directory / "whisper" / (os.path.splitext(whisper_file_name(name))[0] + CT2_SUFFIX)
+    snapshot_download(repo_id=repo_id, local_dir=str(target), allow_patterns=CT2_FILES, token=token)
+    if not (target / "model.bin").is_file():
+        raise RuntimeError(f"{repo_id} has no model.bin: it is not a CTranslate2 model repository")
+    return target
+
+
 def fetch_pyannote(directory: Path, repo_id: str, token: str | None) -> Path:
     """Snapshot a pyannote pipeline repository (config and its model subfolders) from the Hugging Face hub."""
     from huggingface_hub import snapshot_download
@@ -46,8 +67,11 @@ def fetch_pyannote(directory: Path, repo_id: str, token: str | None) -> Path:
     return target
 
 
-def fetch_models(directory: Path, whisper_name: str | None, pyannote_repo: str | None, token: str | None) -> Path:
-    """Fetch the requested models and update ``DIR/models.yaml`` to point at them."""
+def fetch_models(
+    directory: Path, whisper_name: str | None, pyannote_repo: str | None, token: str | None, ctranslate2: bool = True
+) -> Path:
+    """Fetch the requested models (whisper in both formats unless ``ctranslate2`` is False) and update
+    ``DIR/models.yaml`` to point at them."""
     directory = directory.expanduser().absolute()
     directory.mkdir(parents=True, exist_ok=True)
     config_path = directory / MODELS_CONFIG_NAME
@@ -57,6 +81,8 @@ def fetch_models(directory: Path, whisper_name: str | None, pyannote_repo: str |
     config.pop("tiny_models", None)
     if whisper_name:
         path = fetch_whisper(directory, whisper_name)
+        if ctranslate2:
+            fetch_whisper_ct2(directory, whisper_name, token)
         config["whisper"] = {"model": str(path.relative_to(directory))}
     if pyannote_repo:
         path = fetch_pyannote(directory, pyannote_repo, token)

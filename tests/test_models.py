@@ -97,8 +97,15 @@ def test_fetch_writes_a_relocatable_models_directory(tiny_models: Path, tmp_path
         shutil.copy(tiny_models / "whisper" / "tiny-random.pt", target)
         return str(target)
 
-    def fake_snapshot_download(repo_id: str, local_dir: str, token: str | None) -> str:
-        assert repo_id == "pyannote/speaker-diarization-community-1" and token == "hf_test"
+    def fake_snapshot_download(repo_id: str, local_dir: str, token: str | None, **options: object) -> str:
+        assert token == "hf_test"
+        if repo_id == "Systran/faster-whisper-small":  # faster-whisper's CTranslate2 copy: only its files
+            assert "model.bin" in options["allow_patterns"]  # type: ignore[operator]
+            Path(local_dir).mkdir(parents=True)
+            for name in ("model.bin", "config.json", "tokenizer.json"):
+                (Path(local_dir) / name).write_bytes(b"weights")
+            return local_dir
+        assert repo_id == "pyannote/speaker-diarization-community-1"
         shutil.copytree(tiny_models / "pyannote" / "tiny-random-diarization", local_dir)
         return local_dir
 
@@ -111,7 +118,9 @@ def test_fetch_writes_a_relocatable_models_directory(tiny_models: Path, tmp_path
     config = load_config(moved)
     assert not config.tiny_models
     models = ResolvedModels.resolve(config)
-    assert models.whisper_checkpoint == (moved / "whisper" / "small.pt").resolve()
+    assert models.whisper_checkpoint == (moved / "whisper" / "small-ct2").resolve()  # the faster engine's copy
+    openai = ResolvedModels.resolve(config.merged({"whisper": {"engine": "openai"}}))
+    assert openai.whisper_checkpoint == (moved / "whisper" / "small.pt").resolve()
     assert models.pyannote_pipeline == (moved / "pyannote" / "speaker-diarization-community-1").resolve()
     # The names a user would type resolve through the models directory as well.
     assert resolve_whisper("small", moved) == moved / "whisper" / "small.pt"
