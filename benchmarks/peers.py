@@ -4,12 +4,13 @@ same weights and the same files, in one run.
 Systems
 -------
 - **bwc**: ``pipelines.speech.SpeechStage`` from ``bwc.config.load_config(models_dir)``, all recordings of a set in
-  one ``process_batch`` call (bwc batches whisper windows across recordings). Whichever whisper engine the
-  configuration selects; ``--bwc-set SECTION.KEY=VALUE`` overrides a setting (e.g. ``whisper.engine=...``).
+  one ``process_batch`` call (bwc batches whisper windows across recordings); hashing and probing each file first,
+  as ingest does, is counted in its time. Whichever whisper engine the configuration selects;
+  ``--bwc-set SECTION.KEY=VALUE`` overrides a setting (e.g. ``whisper.engine=openai``).
 - **whisperx** (3.8.6): installed for the benchmark only, ``pip install --no-deps --target .bench/whisperx`` (its
   pins want an old torch; its code runs on ours), and put at the end of ``sys.path``. ``whisperx.asr.load_model``
   on the CTranslate2 copy of the same whisper weights, on CPU, ``compute_type`` int8 (its README's advice for CPU),
-  its default pyannote VAD (its bundled segmentation asset, the same model as the starter set's segmentation),
+  its default pyannote VAD (its bundled segmentation asset: the same weights as the starter set's segmentation),
   ``transcribe(audio, batch_size=8)`` (its CLI's default), then ``whisperx.diarize.DiarizationPipeline`` on the same
   local pyannote pipeline directory as bwc's, then ``assign_word_speakers``. Its defaults (beam 5) and a greedy
   variant (``asr_options={"beam_size": 1}``). Without its wav2vec2 word aligner (a hub download): speakers are
@@ -22,8 +23,10 @@ Systems
 Each system runs in its own fresh subprocess, one after another (never two at once), with
 ``torch.set_num_threads(cores)``: models loaded once, then every file of both sets, each system reading the WAV files
 itself. Wall time is reported without and with the model loading; realtime factor = audio seconds / wall seconds;
-"bwc speed-up" = the peer's wall / bwc's wall on the same set (throughput ratio). CPU time that other processes used
-while each system ran is measured (``/proc/stat`` minus the child's own) and reported: the machine may be shared.
+"bwc speed-up" = the peer's wall / bwc's wall on the same set (throughput ratio). Before each system the script waits
+(``--idle-wait``, up to 300 s) for other processes to leave the CPUs; the CPU they used while each system ran is
+measured (``/proc/stat`` minus the child's own) and reported, with a warning in the results when it was more than a
+quarter of a core: on two cores a shared CPU distorts the timings far beyond its share.
 
 Audio
 -----
@@ -48,7 +51,7 @@ Usage
     .venv/bin/python benchmarks/peers.py                    # 4 BWC-like (3-5 min) + 3 dense (1-2 min); appends
     .venv/bin/python benchmarks/peers.py --quick --results /tmp/peers_results.md     # 1 + 1 recordings, ~3 min
     .venv/bin/python benchmarks/peers.py --systems bwc,whisperx --no-record          # a subset, print only
-    .venv/bin/python benchmarks/peers.py --bwc-set whisper.engine=ctranslate2        # bwc with another setting
+    .venv/bin/python benchmarks/peers.py --bwc-set whisper.engine=openai --systems bwc     # bwc's other engine
 """
 
 from __future__ import annotations
@@ -102,6 +105,8 @@ DENSE_LEVEL_DB = (-28.0, -18.0)  # speech level of each dense line, dBFS
 DENSE_LEAD_S = 0.3
 
 COLLAR_S = 0.25
+BUSY_CORES = 0.25  # other processes using more than this many cores on average make a system's timing suspect
+IDLE_WINDOW_S = 3.0  # how long the machine is watched before a system starts
 RESULT_CHILD = "_child"
 SYSTEMS = ("bwc", "whisperx", "whisperx-greedy", "whisper-file-by-file")
 SYSTEM_TITLES = {
@@ -560,6 +565,22 @@ def children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def wait_for_idle(max_wait_s: float) -> float:
+    """Wait (at most ``max_wait_s``) until the machine's other processes use under :data:`BUSY_CORES` for
+    :data:`IDLE_WINDOW_S`; returns the cores they used in the last window."""
+    deadline = time.monotonic() + max_wait_s
+    told = False
+    while True:
+        before = machine_busy_s()
+        time.sleep(IDLE_WINDOW_S)
+        cores = (machine_busy_s() - before) / IDLE_WINDOW_S
+        if cores < BUSY_CORES or time.monotonic() >= deadline:
+            return cores
+        if not told:
+            print(f"  the machine is busy ({cores:.1f} cores in use): waiting up to {max_wait_s:.0f} s", flush=True)
+            told = True
+
+
 def run_child(system: str, spec: dict[str, Any], work: Path) -> dict[str, Any]:
     """One system in a fresh process; its result, with the cores other processes used meanwhile."""
     spec_path, out_path, log_path = (work / f"{system}.{suffix}" for suffix in ("spec.json", "result.json", "log"))
@@ -669,6 +690,21 @@ def fmt(value: float) -> str:
     return "—" if value != value else f"{value:.3f}"
 
 
+def busy_caveat(results: dict[str, dict[str, Any]]) -> list[str]:
+    """A warning paragraph when other processes shared the CPUs while a system ran."""
+    busy = {system: r["others_cores"] for system, r in results.items() if r["others_cores"] > BUSY_CORES}
+    if not busy:
+        return []
+    which = ", ".join(f"{SYSTEM_TITLES[system]} {cores:.2f}" for system, cores in busy.items())
+    return [
+        f"**The machine was busy: other processes used on average {which} cores while these systems ran. Their "
+        "timings (and the speed-ups) are not representative; rerun on an idle machine.** On two cores a torch job "
+        "sharing its CPUs can slow down far more than in proportion (pyannote's diarization in the file-by-file "
+        "process was seen 100 times slower on a busy machine than on an idle one).",
+        "",
+    ]
+
+
 def stage_seconds(result: dict[str, Any]) -> str:
     totals: dict[str, float] = {}
     for done in result["sets"].values():
@@ -745,6 +781,7 @@ def report(
         "",
         table(rows),
         "",
+        *busy_caveat(results),
         "x realtime: audio seconds per wall second. bwc speed-up: the peer's wall over bwc's on the same audio "
         "(throughput ratio bwc/peer); 'with load' adds each system's one model load (per set rows: the whole load "
         "each). WER pooled over the set on whisper's English normaliser against every line, the radio's included; "
@@ -767,7 +804,7 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == RESULT_CHILD:
         child_main(Path(sys.argv[2]), Path(sys.argv[3]))
         return
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join((__doc__ or "").split("\n\n")[0].split()))
     parser.add_argument("--quick", action="store_true", help="one ~70 s BWC-like and one ~30 s dense recording")
     parser.add_argument("--models", type=Path, help="models directory (default: $BWC_MODELS or ~/.cache/bwc/models)")
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="the folder holding data/speech")
@@ -781,6 +818,13 @@ def main() -> None:
     parser.add_argument("--baseline-checkpoint", type=Path, help="openai-whisper .pt for the file-by-file baseline")
     parser.add_argument(
         "--bwc-set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="a bwc setting for its run"
+    )
+    parser.add_argument(
+        "--idle-wait",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="before each system, wait up to S seconds for other processes to leave the CPUs (0: do not wait)",
     )
     args = parser.parse_args()
     started = time.perf_counter()
@@ -819,6 +863,8 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {}
     rows: list[Row] = []
     for system in systems:
+        if args.idle_wait > 0:
+            wait_for_idle(args.idle_wait)
         print(f"running {system} ...", flush=True)
         results[system] = run_child(system, spec, work)
         rows += score(system, results[system], sets)

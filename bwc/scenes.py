@@ -208,12 +208,12 @@ def noise_only(kind: str, seconds: float, seed: int = 0) -> np.ndarray:
     t = np.arange(samples) / SAMPLE_RATE
     if kind == "road":
         swell = 1.0 + 0.8 * np.sin(2 * np.pi * t / 7.0) ** 2
-        audio = road_noise(seconds, rng)[:samples] * swell
+        audio = _road_noise(samples, seconds, rng) * swell
     elif kind == "siren":
         frequency = 1100 + 450 * np.sin(2 * np.pi * t / 3.0)  # a wail: up and down every 3 s
         phase = 2 * np.pi * np.cumsum(frequency) / SAMPLE_RATE
         audio = np.sin(phase) + 0.3 * np.sin(2 * phase) + 0.15 * np.sin(3 * phase)
-        audio = audio + 0.5 * road_noise(seconds, rng)[:samples] / 0.01
+        audio = audio + 0.5 * _road_noise(samples, seconds, rng) / 0.01
     elif kind == "static":
         audio = rng.standard_normal(samples)
         gate = (np.sin(2 * np.pi * t / 2.3) > -0.3).astype(float)  # squelch opening and closing
@@ -228,3 +228,9 @@ def noise_only(kind: str, seconds: float, seed: int = 0) -> np.ndarray:
         raise ValueError(f"unknown noise kind {kind!r}: choose from {', '.join(NOISE_KINDS)}")
     audio = audio / (np.sqrt(np.mean(audio**2)) or 1.0) * 0.1
     return np.clip(audio, -1.0, 1.0).astype(np.float32)
+
+
+def _road_noise(samples: int, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """``samples`` of road noise: bwc.demo.road_noise truncates seconds to samples, noise_only rounds them."""
+    noise = road_noise(seconds, rng)[:samples]
+    return np.pad(noise, (0, samples - len(noise)))
