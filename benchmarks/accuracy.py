@@ -9,7 +9,8 @@ burst, overlaps, road noise, a long pause). Noise-only audio is generated (:func
 
 - **WER**: bwc's speech stage (VAD, packing, batched whisper with its fallback) against ``whisper.transcribe``
   file by file with its defaults (temperature fallback, condition_on_previous_text) and language ``en``, on the same
-  audio with the same weights (openai-whisper's .pt of the stage's model); text normalised by whisper's English normaliser; pooled over files.
+  audio with the same weights (the ``.pt`` of the stage's model); text normalised by whisper's English normaliser;
+  pooled over files.
 - **DER** (pyannote.metrics, overlap scored): bwc's diarization of speech regions against the one-speaker baseline
   (all reference speech one speaker), collar 0 and 0.25 s, pooled.
 - **Roles**: on the scenes, the share of officer words attributed to the officer and of community members' words
