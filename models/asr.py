@@ -12,8 +12,10 @@ Temperature fallback, as ``whisper.transcribe``'s ``decode_with_fallback``: a wi
 ``logprob_threshold``), and that is not silence, is decoded again at the next temperature (the likeliest of
 ``best_of`` samples); the last decoding is kept when every temperature fails. Only the failed windows of a batch are
 decoded again, together, from the encoder output already computed. Samples are drawn per window from a generator
-seeded by the window's audio, so that a window's words do not depend on the windows sharing its batch (whisper
-samples from torch's global generator, CTranslate2 from its own).
+seeded by the window's audio on the openai engine, so that a window's words do not depend on the windows sharing its
+batch (whisper samples from torch's global generator); CTranslate2 samples from a generator per worker thread,
+seeded once, so there a run is reproducible but a fallback's samples depend on the fallbacks before it
+(:mod:`models.whisper_ct2`).
 
 Example
 -------

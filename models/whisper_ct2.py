@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import ctranslate2
@@ -43,6 +43,7 @@ from models.locate import asr_version
 from models.whisper_engine import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, WordRequest
 
 SAMPLING_SEED = 0  # CTranslate2's generator for fallback samples: a run is reproducible (see the module docstring)
+TOKENIZER_FILE = "tokenizer.json"
 N_TEXT_CTX = 448  # every whisper size's text context: tokens per window, prompt included
 MAX_INITIAL_TIMESTAMP_INDEX = 50  # whisper's max_initial_timestamp of 1.0 s, in 0.02 s timestamp tokens
 # Compute types by device, first supported wins: int8 weights on CPU (3-6x openai-whisper fp32 on 2 cores, measured
@@ -56,8 +57,9 @@ class _Batch:
 
     encoded: ctranslate2.StorageView  # encoder output [windows, 1500, d_model]
     size: int  # windows
-    device: str  # "cpu" or "cuda"
+    device: str  # "cpu", "cuda" or "cuda:N"
     keep: list[object] = field(default_factory=list)  # arrays the storage views read from: alive while they are
+    no_speech: dict[int, float] = field(default_factory=dict)  # row -> <|nospeech|> probability, first decoding
     _tensor: torch.Tensor | None = None  # the encoder output as a torch view, for picking rows
 
     def rows(self, rows: Sequence[int]) -> ctranslate2.StorageView:
@@ -112,6 +114,8 @@ class CTranslate2Engine:
         kind, _, index = device.partition(":")
         self.kind = "cuda" if kind == "cuda" else "cpu"
         self.compute_type = choose_compute_type(config.compute_type, self.kind)
+        if not (model_dir / TOKENIZER_FILE).is_file():  # faster-whisper would download one from the hub
+            raise ValueError(f"{model_dir}: no {TOKENIZER_FILE} (a CTranslate2 whisper directory needs its tokenizer)")
         ctranslate2.set_random_seed(SAMPLING_SEED)  # read by the model's worker threads when they first sample
         self.whisper = _PrecomputedAlignment(
             str(model_dir),
@@ -121,7 +125,7 @@ class CTranslate2Engine:
             cpu_threads=torch.get_num_threads(),  # the process's own count (one per core, or an actor's share)
         )
         self.model = self.whisper.model
-        self.n_mels = int(self.whisper.feat_kwargs.get("feature_size") or 80)
+        self.n_mels = int(self.model.n_mels)  # 128 for large-v3, whether or not preprocessor_config.json says so
         self.is_multilingual = bool(self.model.is_multilingual)
         self.version = asr_version(model_dir, config.compute_type)
         self.clock = clock
@@ -140,7 +144,7 @@ class CTranslate2Engine:
         features = ctranslate2.StorageView.from_array(mel.numpy() if self.kind == "cpu" else mel)
         with self._timing():
             encoded = self.model.encode(features, to_cpu=False)
-        return _Batch(encoded=encoded, size=mel.shape[0], device=self.kind, keep=[mel, features])
+        return _Batch(encoded=encoded, size=mel.shape[0], device=self.device, keep=[mel, features])
 
     def decode(
         self, batch: _Batch, rows: Sequence[int], language: str | None, temperature: float, seeds: Sequence[int] | None
@@ -152,8 +156,11 @@ class CTranslate2Engine:
             group = [row for row, other in zip(rows, languages, strict=True) if other == chosen]
             tokenizer = self.tokenizer(chosen)
             prompt = list(tokenizer.sot_sequence)
+            # CTranslate2's Whisper decodes at most min(max_length / 2, max_length - prompt) tokens: its max_length is
+            # the whole text context, so whisper's sample_len (224 by default) needs twice that, at least
+            new_tokens = min(self.config.sample_len or N_TEXT_CTX // 2, N_TEXT_CTX // 2)
             settings = {
-                "max_length": len(prompt) + (self.config.sample_len or N_TEXT_CTX // 2),
+                "max_length": max(2 * new_tokens, new_tokens + len(prompt)),
                 "return_scores": True,
                 "return_no_speech_prob": True,
                 "suppress_blank": True,
@@ -172,7 +179,12 @@ class CTranslate2Engine:
             with self._timing():
                 found = self.model.generate(batch.rows(group), [prompt] * len(group), **search, **settings)
             for row, generated in zip(group, found, strict=True):
-                results[row] = _result(generated, tokenizer, str(chosen), temperature)
+                result = _result(generated, tokenizer, str(chosen), temperature)
+                # <|nospeech|> is read at the first step, before any sampling: the same at every temperature, and
+                # CTranslate2 4.8 gives an English-only model's rows the wrong windows' values when it returns
+                # several hypotheses (it reads them from the rows repeated per hypothesis): the first decoding's
+                batch.no_speech.setdefault(row, result.no_speech_prob)
+                results[row] = replace(result, no_speech_prob=batch.no_speech[row])
         return [results[row] for row in rows]
 
     def add_word_timestamps(self, batch: _Batch, requests: Sequence[WordRequest]) -> None:
@@ -236,6 +248,9 @@ def choose_compute_type(configured: str | None, device: str) -> str:
     'float32'
     """
     supported = ctranslate2.get_supported_compute_types(device)
+    if configured is not None and "bfloat16" in configured:
+        # the engine picks rows of the encoder output through the array interface, which has no bfloat16
+        raise ValueError(f"whisper.compute_type {configured!r} is not supported by bwc: use float16 or int8_float16")
     if configured is not None:
         if configured not in supported:
             raise ValueError(

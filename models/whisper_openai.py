@@ -126,7 +126,9 @@ class OpenAIEngine:
         quantized = config.int8 and device == "cpu"
         if quantized:
             self.model = quantize_int8(self.model)
-        self.version = whisper_version(checkpoint) + (" int8" if quantized else "")
+        # as ResolvedModels.versions() says it, without int8 (a recording is not re-run for a CPU quantisation, as
+        # it is not for fp16 on a GPU)
+        self.version = whisper_version(checkpoint)
         self.n_mels = self.model.dims.n_mels
         self.is_multilingual = self.model.is_multilingual
         # numba (whisper's DTW for word timings) can reset the OpenMP thread count to every core when its threading

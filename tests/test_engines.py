@@ -138,3 +138,21 @@ def test_language_detection_of_an_english_only_model_is_english() -> None:
     ct2, _ = _weights()
     asr = WhisperTranscriber(WhisperConfig(model="tiny.en", language=None), ct2)
     assert asr.detect_language(np.zeros(SAMPLE_RATE, dtype=np.float32)) == "en"
+
+
+def test_ctranslate2_no_speech_probability_is_each_windows_own_when_sampling() -> None:
+    # CTranslate2 4.8 gives an English-only model's rows other windows' <|nospeech|> values when it returns several
+    # hypotheses per window: the engine keeps each window's value from its first decoding
+    import torch
+    from whisper.audio import N_FRAMES, log_mel_spectrogram, pad_or_trim
+
+    ct2, _ = _weights()
+    speech = _utterances()[0].audio
+    audio = [np.zeros(3 * SAMPLE_RATE, np.float32), speech, np.zeros(3 * SAMPLE_RATE, np.float32), speech]
+    engine = CTranslate2Engine(WhisperConfig(model="tiny.en", best_of=2), ct2)
+    mel = torch.stack([pad_or_trim(log_mel_spectrogram(torch.from_numpy(a), engine.n_mels), N_FRAMES) for a in audio])
+    batch = engine.prepare(mel)
+    greedy = [r.no_speech_prob for r in engine.decode(batch, range(4), "en", 0.0, None)]
+    assert greedy[0] > 0.6 > greedy[1]  # silence, speech
+    sampled = [r.no_speech_prob for r in engine.decode(batch, range(4), "en", 1.0, None)]
+    assert sampled == greedy
