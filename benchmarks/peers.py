@@ -78,6 +78,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 import numpy as np
 import yaml
 
+from benchmarks.speech import _machine_busy_s, near_silence
 from bwc.audio import SAMPLE_RATE, read_pcm, write_audio
 from bwc.demo import place, road_noise
 from bwc.scenes import Scene, SceneLine, Voice, load_voices, noise_only, real_voice_scene, speech_level_db
@@ -96,7 +97,6 @@ MIN_DENSE_SPEECH = 0.8  # speech-dense recordings: at least this share speech
 PAD_MARGIN = 1.05  # BWC-like padding aims this much past the minimum non-speech share
 MIN_CUT_GAP_S = 0.5  # padding goes only into gaps between lines at least this long
 STRETCH_S = (6.0, 30.0)  # one non-speech stretch of the padding
-SILENCE_RMS = 3e-4  # near-silence: about -70 dBFS of white noise
 LOUD_ROAD_RMS = 0.03  # padding's road noise, louder than the 0.01 under the scene (a passing car, the engine)
 SQUELCH_S = (0.3, 1.2)  # radio static burst at the start of a road stretch
 SQUELCH_RMS = 0.03
@@ -167,10 +167,6 @@ def union_s(spans: Sequence[tuple[float, float]]) -> float:
     return total
 
 
-def near_silence(seconds: float, rng: np.random.Generator) -> np.ndarray:
-    return (rng.standard_normal(round(seconds * SAMPLE_RATE)) * SILENCE_RMS).astype(np.float32)
-
-
 def filler(seconds: float, rng: np.random.Generator) -> np.ndarray:
     """Non-speech, ``seconds`` long: stretches of near-silence and of loud road noise (a radio squelch burst at the
     start of each), alternating."""
@@ -181,10 +177,7 @@ def filler(seconds: float, rng: np.random.Generator) -> np.ndarray:
         if quiet:
             pieces.append(near_silence(length, rng))
         else:
-            # a quarter sample past a whole one: noise_only("road") sizes its swell with round() but its noise with
-            # int(), which disagree by one sample on some lengths
-            road_s = (round(length * SAMPLE_RATE) + 0.25) / SAMPLE_RATE
-            road = noise_only("road", road_s, seed=int(rng.integers(1 << 30))) * np.float32(LOUD_ROAD_RMS / 0.1)
+            road = noise_only("road", length, seed=int(rng.integers(1 << 30))) * np.float32(LOUD_ROAD_RMS / 0.1)
             squelch_s = min(length, float(rng.uniform(*SQUELCH_S)))
             squelch = noise_only("static", squelch_s, seed=int(rng.integers(1 << 30))) * np.float32(SQUELCH_RMS / 0.1)
             road[: len(squelch)] += squelch
@@ -324,27 +317,24 @@ class ModelPaths:
 
 
 def find_models(models_dir: Path | None, whisper_pt: Path | None, whisper_ct2: Path | None) -> ModelPaths:
-    """bwc's models directory and the paths its configuration resolves to; the CTranslate2 copy of the whisper
-    weights is the ``<checkpoint>-ct2`` directory beside the ``.pt`` (as the starter set lays them out), and the
-    other way round when bwc's configuration names the CTranslate2 directory."""
+    """bwc's models directory and the weights its configuration resolves to, in both formats (``whisper.engine``
+    openai and ctranslate2: the ``.pt`` and its ``-ct2`` copy, as the starter set and ``bwc models fetch`` lay
+    them out), unless given."""
     from bwc.config import default_models_dir, load_config
-    from models.locate import ResolvedModels
+    from models.locate import ModelNotFoundError, ResolvedModels
 
     directory = (models_dir or default_models_dir()).expanduser()
     config = load_config(directory)
-    resolved = ResolvedModels.resolve(config)
-    checkpoint = Path(resolved.whisper_checkpoint)
-    if checkpoint.is_dir():  # a CTranslate2 directory
-        pt = whisper_pt or checkpoint.with_name(checkpoint.name.removesuffix("-ct2") + ".pt")
-        ct2 = whisper_ct2 or checkpoint
-    else:
-        pt = whisper_pt or checkpoint
-        ct2 = whisper_ct2 or checkpoint.with_name(checkpoint.stem + "-ct2")
-    if not (ct2 / "model.bin").is_file():
-        sys.exit(f"no CTranslate2 whisper model at {ct2} (pass --whisperx-model DIR)")
-    if not pt.is_file():
-        sys.exit(f"no openai-whisper checkpoint at {pt} (pass --baseline-checkpoint FILE)")
-    return ModelPaths(directory, pt, ct2, Path(resolved.pyannote_pipeline))
+    try:
+        if whisper_pt is None:
+            whisper_pt = ResolvedModels.resolve(config.merged({"whisper": {"engine": "openai"}})).whisper_checkpoint
+        if whisper_ct2 is None:
+            whisper_ct2 = ResolvedModels.resolve(
+                config.merged({"whisper": {"engine": "ctranslate2"}})
+            ).whisper_checkpoint
+    except ModelNotFoundError as error:
+        sys.exit(f"{error}\n(or pass --baseline-checkpoint FILE / --whisperx-model DIR)")
+    return ModelPaths(directory, whisper_pt, whisper_ct2, ResolvedModels.resolve(config).pyannote_pipeline)
 
 
 def ensure_whisperx() -> None:
@@ -552,14 +542,6 @@ def run_file_by_file(spec: dict[str, Any]) -> tuple[object, Processor, str]:
 # ---------------------------------------------------------------------------------------------------------- parent
 
 
-def machine_busy_s() -> float:
-    """CPU seconds the whole machine has been busy since boot (``/proc/stat``)."""
-    with open("/proc/stat", encoding="ascii") as handle:
-        fields = [int(value) for value in handle.readline().split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
 def children_cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -571,9 +553,9 @@ def wait_for_idle(max_wait_s: float) -> float:
     deadline = time.monotonic() + max_wait_s
     told = False
     while True:
-        before = machine_busy_s()
+        before = _machine_busy_s()
         time.sleep(IDLE_WINDOW_S)
-        cores = (machine_busy_s() - before) / IDLE_WINDOW_S
+        cores = (_machine_busy_s() - before) / IDLE_WINDOW_S
         if cores < BUSY_CORES or time.monotonic() >= deadline:
             return cores
         if not told:
@@ -586,7 +568,7 @@ def run_child(system: str, spec: dict[str, Any], work: Path) -> dict[str, Any]:
     spec_path, out_path, log_path = (work / f"{system}.{suffix}" for suffix in ("spec.json", "result.json", "log"))
     spec_path.write_text(json.dumps({**spec, "system": system}), encoding="utf-8")
     out_path.unlink(missing_ok=True)
-    busy, own, clock = machine_busy_s(), children_cpu_s(), time.perf_counter()
+    busy, own, clock = _machine_busy_s(), children_cpu_s(), time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as log:
         completed = subprocess.run(
             [sys.executable, str(Path(__file__).resolve()), RESULT_CHILD, str(spec_path), str(out_path)],
@@ -596,7 +578,7 @@ def run_child(system: str, spec: dict[str, Any], work: Path) -> dict[str, Any]:
             check=False,
         )
     wall = time.perf_counter() - clock
-    others = (machine_busy_s() - busy) - (children_cpu_s() - own)
+    others = (_machine_busy_s() - busy) - (children_cpu_s() - own)
     if completed.returncode != 0 or not out_path.is_file():
         tail = log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
         sys.exit(f"{system} failed ({completed.returncode}); its log {log_path} ends:\n{tail}")

@@ -40,8 +40,8 @@ class WhisperConfig(_Section):
     # ctranslate2: the model's CTranslate2 directory (faster-whisper's format); openai: its .pt checkpoint; auto:
     # CTranslate2 when it is installed (a <name>-ct2 directory beside the .pt or in the models directory), else openai
     engine: Literal["auto", "ctranslate2", "openai"] = "auto"
-    # CTranslate2's compute type (int8, int8_float16, float16, float32, ...); None: int8 on CPU, float16 on GPU
-    compute_type: str | None = None
+    # CTranslate2's compute type; None: int8 on CPU, float16 on GPU (bfloat16 types: not through bwc's batches)
+    compute_type: Literal["int8", "int8_float32", "int8_float16", "int16", "float16", "float32"] | None = None
     language: str | None = "en"  # None lets whisper detect the language per recording
     temperature: float = 0.0  # first decoding temperature; 0 is greedy and deterministic
     temperature_increment_on_fallback: float | None = 0.2  # a failed window is redone this much hotter, to 1; None: off

@@ -38,7 +38,6 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-import whisper  # noqa: F401  (tests patch whisper.decode through it)
 from whisper.audio import (
     FRAMES_PER_SECOND,
     HOP_LENGTH,
@@ -320,9 +319,10 @@ class WhisperTranscriber:
         end of the last word, until the chunk is covered. Windows of different chunks share the engine's calls.
         Chunks are independent: no text of an earlier chunk (or window) is given as prompt (whisper.transcribe's
         ``condition_on_previous_text``), so that any chunk can join any batch. Decoding is per item (greedy or beam
-        search per row; a fallback's samples come from the window's own seed), so the words do not depend on
-        ``batch_size`` up to float rounding. Windows run in input order (a chunk's next window goes first in line).
-        ``chunks`` is read lazily: only the chunks of the windows in hand are held, so an iterator over a long
+        search per row), so the words do not depend on ``batch_size`` up to float rounding; a fallback's samples come
+        from the window's own seed on the openai engine, and from CTranslate2's per-thread generator on the other
+        (the same run order gives the same words). Windows run in input order (a chunk's next window goes first in
+        line). ``chunks`` is read lazily: only the chunks of the windows in hand are held, so an iterator over a long
         recording keeps memory flat.
 
         Parameters
@@ -414,7 +414,9 @@ class WhisperTranscriber:
                 follow_ups.append(follow_up)
         return follow_ups
 
-    def _decode_with_fallback(self, chunks: list[SpeechChunk], windows: list[_Window], prepared: object) -> list:
+    def _decode_with_fallback(
+        self, chunks: list[SpeechChunk], windows: list[_Window], prepared: object
+    ) -> list[DecodingResult]:
         """whisper.transcribe's ``decode_with_fallback`` over a batch: every window at the first temperature, then
         the windows that failed (:func:`needs_fallback`), together, at each next temperature until none fails; a
         window's last decoding is kept. One decode call per language and temperature."""

@@ -15,14 +15,14 @@ Example
 
 from __future__ import annotations
 
-import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from bwc.config import MODELS_CONFIG_NAME
-from models.locate import CT2_SUFFIX, whisper_file_name
+from models.locate import CT2_MODEL_FILE, whisper_ct2_dir_name, whisper_file_name
 
 # what faster-whisper's own download_model takes from a CTranslate2 repository
 CT2_FILES = ["config.json", "preprocessor_config.json", "model.bin", "tokenizer.json", "vocabulary.*"]
@@ -49,11 +49,18 @@ def fetch_whisper_ct2(directory: Path, name: str, token: str | None) -> Path:
     repo_id = _MODELS.get(name)
     if repo_id is None:
         raise ValueError(f"faster-whisper has no CTranslate2 copy of '{name}': choose from {', '.join(_MODELS)}")
-    target = directory / "whisper" / (os.path.splitext(whisper_file_name(name))[0] + CT2_SUFFIX)
+    target = directory / "whisper" / whisper_ct2_dir_name(name)
     snapshot_download(repo_id=repo_id, local_dir=str(target), allow_patterns=CT2_FILES, token=token)
-    if not (target / "model.bin").is_file():
-        raise RuntimeError(f"{repo_id} has no model.bin: it is not a CTranslate2 model repository")
+    _drop_download_records(target)
+    if not (target / CT2_MODEL_FILE).is_file():
+        raise RuntimeError(f"{repo_id} has no {CT2_MODEL_FILE}: it is not a CTranslate2 model repository")
     return target
+
+
+def _drop_download_records(target: Path) -> None:
+    """Remove what snapshot_download keeps about the download in ``target/.cache`` (each file's download time,
+    among others): a model's version hashes its directory, and the same weights fetched twice must hash the same."""
+    shutil.rmtree(target / ".cache", ignore_errors=True)
 
 
 def fetch_pyannote(directory: Path, repo_id: str, token: str | None) -> Path:
@@ -62,6 +69,7 @@ def fetch_pyannote(directory: Path, repo_id: str, token: str | None) -> Path:
 
     target = directory / "pyannote" / repo_id.split("/")[-1]
     snapshot_download(repo_id=repo_id, local_dir=str(target), token=token)
+    _drop_download_records(target)
     if not (target / "config.yaml").is_file():
         raise RuntimeError(f"{repo_id} has no config.yaml: it is not a pyannote pipeline repository")
     return target

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 PIPELINE_CONFIG = "config.yaml"  # what makes a directory a pyannote pipeline
 CT2_MODEL_FILE = "model.bin"  # what makes a directory a CTranslate2 model
+CT2_TOKENIZER_FILE = "tokenizer.json"  # ... and its tokenizer (without it faster-whisper downloads one)
 CT2_SUFFIX = "-ct2"  # a CTranslate2 copy of whisper/<name>.pt is whisper/<name>-ct2/ (bwc models fetch, starter)
 
 
@@ -34,6 +35,7 @@ class ModelNotFoundError(RuntimeError):
     def __init__(self, model: str, searched: list[Path], how_to_supply: str) -> None:
         self.model = model
         self.searched = searched
+        self.how_to_supply = how_to_supply
         places = "\n".join(f"  - {place}" for place in searched) or "  (nowhere: not a name or a path)"
         super().__init__(f"{model} not found. Searched:\n{places}\nTo supply it: {how_to_supply}")
 
@@ -51,6 +53,11 @@ class ModelNotFoundError(RuntimeError):
 def whisper_file_name(name: str) -> str:
     """The file name whisper's own downloader gives a named model (e.g. "turbo" -> "large-v3-turbo.pt")."""
     return os.path.basename(whisper._MODELS[name])
+
+
+def whisper_ct2_dir_name(name: str) -> str:
+    """The directory bwc gives a named model's CTranslate2 copy, beside its .pt (e.g. "large-v3-turbo-ct2")."""
+    return Path(whisper_file_name(name)).stem + CT2_SUFFIX
 
 
 def whisper_cache_dir() -> Path:
@@ -106,16 +113,19 @@ def resolve_whisper_weights(config: WhisperConfig, models_dir: Path | None) -> P
             )
     if Path(config.model).expanduser().is_dir():
         raise ModelNotFoundError(
-            f"whisper model '{config.model}' as an openai-whisper checkpoint",
-            [Path(config.model)],
-            "whisper.engine openai needs a .pt checkpoint, and this is a directory: set whisper.engine to "
-            "ctranslate2 (or auto), or whisper.model to a .pt file.",
+            f"whisper model '{config.model}'",
+            searched or [Path(config.model)],
+            "a directory is a whisper model only in CTranslate2's format (model.bin, tokenizer.json): "
+            + (
+                "whisper.engine openai needs a .pt checkpoint; set whisper.engine to auto, or whisper.model to a .pt."
+                if config.engine == "openai"
+                else f"this one has no {CT2_MODEL_FILE}; set whisper.model to a CTranslate2 directory or a .pt."
+            ),
         )
     try:
         return resolve_whisper(config.model, models_dir)
     except ModelNotFoundError as error:
-        error.searched[:0] = searched
-        raise ModelNotFoundError(error.model, error.searched, str(error).split("To supply it: ", 1)[-1]) from None
+        raise ModelNotFoundError(error.model, searched + error.searched, error.how_to_supply) from None
 
 
 def resolve_whisper_ct2(spec: str, models_dir: Path | None, searched: list[Path] | None = None) -> Path | None:
@@ -127,12 +137,19 @@ def resolve_whisper_ct2(spec: str, models_dir: Path | None, searched: list[Path]
     relative = not candidate.is_absolute() and models_dir is not None
     paths = [candidate, models_dir / candidate] if relative else [candidate]  # type: ignore[operator]
     if spec in whisper.available_models() and candidate.suffix != ".pt":
-        paths = [models_dir / "whisper" / (Path(whisper_file_name(spec)).stem + CT2_SUFFIX)] if models_dir else []
+        paths = [models_dir / "whisper" / whisper_ct2_dir_name(spec)] if models_dir else []
     elif candidate.suffix == ".pt":
         paths = [path.with_name(path.stem + CT2_SUFFIX) for path in paths]
     for path in paths:
         searched.append(path / CT2_MODEL_FILE)
         if (path / CT2_MODEL_FILE).is_file():
+            if not (path / CT2_TOKENIZER_FILE).is_file():  # faster-whisper would fetch one from the hub
+                raise ModelNotFoundError(
+                    f"the tokenizer of the CTranslate2 whisper model {path}",
+                    [path / CT2_TOKENIZER_FILE],
+                    f"copy the model's {CT2_TOKENIZER_FILE} into it (faster-whisper's repositories have one; "
+                    "`bwc models fetch` takes it).",
+                )
             return path.absolute()
     if spec in whisper.available_models():
         cached = _faster_whisper_cache(spec)

@@ -18,7 +18,7 @@ development utterances; a few in a hundred on body-camera scenes), and greedy de
 Example
 -------
 >>> engine = CTranslate2Engine(WhisperConfig(), Path("whisper/tiny.en-ct2"))             # doctest: +SKIP
->>> engine.compute_type
+>>> engine.compute_type                                                                   # doctest: +SKIP
 'int8'
 """
 
@@ -35,15 +35,15 @@ import torch
 from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
 from whisper.decoding import DecodingResult
+from whisper.tokenizer import TO_LANGUAGE_CODE
 from whisper.utils import compression_ratio
 
 from bwc.config import WhisperConfig
 from models.forward_clock import ForwardClock
-from models.locate import asr_version
+from models.locate import CT2_MODEL_FILE, CT2_TOKENIZER_FILE, asr_version
 from models.whisper_engine import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, WordRequest
 
 SAMPLING_SEED = 0  # CTranslate2's generator for fallback samples: a run is reproducible (see the module docstring)
-TOKENIZER_FILE = "tokenizer.json"
 N_TEXT_CTX = 448  # every whisper size's text context: tokens per window, prompt included
 MAX_INITIAL_TIMESTAMP_INDEX = 50  # whisper's max_initial_timestamp of 1.0 s, in 0.02 s timestamp tokens
 # Compute types by device, first supported wins: int8 weights on CPU (3-6x openai-whisper fp32 on 2 cores, measured
@@ -114,16 +114,22 @@ class CTranslate2Engine:
         kind, _, index = device.partition(":")
         self.kind = "cuda" if kind == "cuda" else "cpu"
         self.compute_type = choose_compute_type(config.compute_type, self.kind)
-        if not (model_dir / TOKENIZER_FILE).is_file():  # faster-whisper would download one from the hub
-            raise ValueError(f"{model_dir}: no {TOKENIZER_FILE} (a CTranslate2 whisper directory needs its tokenizer)")
+        if not (model_dir / CT2_TOKENIZER_FILE).is_file():  # faster-whisper would download one from the hub
+            raise ValueError(f"{model_dir}: no {CT2_TOKENIZER_FILE} (a CTranslate2 whisper model needs its tokenizer)")
         ctranslate2.set_random_seed(SAMPLING_SEED)  # read by the model's worker threads when they first sample
-        self.whisper = _PrecomputedAlignment(
-            str(model_dir),
-            device=self.kind,
-            device_index=int(index or 0),
-            compute_type=self.compute_type,
-            cpu_threads=torch.get_num_threads(),  # the process's own count (one per core, or an actor's share)
-        )
+        try:
+            self.whisper = _PrecomputedAlignment(
+                str(model_dir),
+                device=self.kind,
+                device_index=int(index or 0),
+                compute_type=self.compute_type,
+                cpu_threads=torch.get_num_threads(),  # the process's own count (one per core, or an actor's share)
+            )
+        except (RuntimeError, ValueError) as error:  # CTranslate2's own words name neither the file nor the fix
+            raise ValueError(
+                f"{model_dir / CT2_MODEL_FILE}: not a CTranslate2 whisper model this CTranslate2 "
+                f"{ctranslate2.__version__} can load ({error})"
+            ) from error
         self.model = self.whisper.model
         self.n_mels = int(self.model.n_mels)  # 128 for large-v3, whether or not preprocessor_config.json says so
         self.is_multilingual = bool(self.model.is_multilingual)
@@ -132,7 +138,7 @@ class CTranslate2Engine:
         self._tokenizers: dict[str, Tokenizer] = {}
 
     def tokenizer(self, language: str) -> Tokenizer:
-        language = language if self.is_multilingual else "en"
+        language = language_code(language) if self.is_multilingual else "en"
         if language not in self._tokenizers:
             self._tokenizers[language] = Tokenizer(
                 self.whisper.hf_tokenizer, self.is_multilingual, task="transcribe", language=language
@@ -150,7 +156,7 @@ class CTranslate2Engine:
         self, batch: _Batch, rows: Sequence[int], language: str | None, temperature: float, seeds: Sequence[int] | None
     ) -> list[DecodingResult]:
         rows = list(rows)
-        languages = [language] * len(rows) if language else self._detect(batch, rows)
+        languages = [language_code(language)] * len(rows) if language else self._detect(batch, rows)
         results: dict[int, DecodingResult] = {}
         for chosen in dict.fromkeys(languages):
             group = [row for row, other in zip(rows, languages, strict=True) if other == chosen]
@@ -248,9 +254,6 @@ def choose_compute_type(configured: str | None, device: str) -> str:
     'float32'
     """
     supported = ctranslate2.get_supported_compute_types(device)
-    if configured is not None and "bfloat16" in configured:
-        # the engine picks rows of the encoder output through the array interface, which has no bfloat16
-        raise ValueError(f"whisper.compute_type {configured!r} is not supported by bwc: use float16 or int8_float16")
     if configured is not None:
         if configured not in supported:
             raise ValueError(
@@ -259,6 +262,15 @@ def choose_compute_type(configured: str | None, device: str) -> str:
             )
         return configured
     return next((kind for kind in COMPUTE_TYPES[device] if kind in supported), "float32")
+
+
+def language_code(language: str) -> str:
+    """A language as whisper's code: openai-whisper takes names too ("english"), faster-whisper only codes.
+
+    >>> language_code("english"), language_code("en"), language_code("Spanish")
+    ('en', 'en', 'es')
+    """
+    return TO_LANGUAGE_CODE.get(language.lower(), language)
 
 
 def _result(

@@ -30,11 +30,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 from whisper.decoding import DecodingResult
 
+from models.locate import engine_name
+
 if TYPE_CHECKING:
     from bwc.config import WhisperConfig
     from models.forward_clock import ForwardClock
 
-CT2_MODEL_FILE = "model.bin"  # what makes a directory a CTranslate2 model
 # whisper.transcribe's defaults: punctuation joined to the word after / before it in word timings
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
@@ -79,8 +80,9 @@ class WhisperEngine(Protocol):
     def decode(
         self, batch: Any, rows: Sequence[int], language: str | None, temperature: float, seeds: Sequence[int] | None
     ) -> list[DecodingResult]:
-        """Decode rows of a batch at one temperature (greedy or beams at 0; ``best_of`` samples above it, each
-        window drawing from its own seed). ``language`` None: detected per window. Results carry tokens (timestamp
+        """Decode rows of a batch at one temperature (greedy or beams at 0; ``best_of`` samples above it, from one
+        seed per window where the engine can seed per window, as openai-whisper can and CTranslate2 cannot).
+        ``language`` None: detected per window. Results carry tokens (timestamp
         tokens included), text, language, average log probability, no-speech probability, compression ratio."""
         ...
 
@@ -94,21 +96,16 @@ class WhisperEngine(Protocol):
         ...
 
 
-def is_ct2_model(path: Path) -> bool:
-    """Whether ``path`` is a CTranslate2 model directory."""
-    return path.is_dir() and (path / CT2_MODEL_FILE).is_file()
-
-
 def load_engine(
     config: WhisperConfig, weights: Path, device: str = "cpu", clock: ForwardClock | None = None
 ) -> WhisperEngine:
     """The engine for ``weights``: CTranslate2 for a model directory, openai-whisper for a checkpoint file."""
-    if is_ct2_model(weights):
+    if engine_name(weights) == "ctranslate2":
         from models.whisper_ct2 import CTranslate2Engine
 
         return CTranslate2Engine(config, weights, device=device, clock=clock)
     if weights.is_dir():
-        raise ValueError(f"{weights}: a directory without {CT2_MODEL_FILE} is no whisper model (CTranslate2 or .pt)")
+        raise ValueError(f"{weights}: a directory without model.bin is no whisper model (CTranslate2 or .pt)")
     from models.whisper_openai import OpenAIEngine
 
     return OpenAIEngine(config, weights, device=device, clock=clock)

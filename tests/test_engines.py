@@ -156,3 +156,28 @@ def test_ctranslate2_no_speech_probability_is_each_windows_own_when_sampling() -
     assert greedy[0] > 0.6 > greedy[1]  # silence, speech
     sampled = [r.no_speech_prob for r in engine.decode(batch, range(4), "en", 1.0, None)]
     assert sampled == greedy
+
+
+def test_careless_whisper_directories_get_one_clear_error(tmp_path: Path) -> None:
+    ct2, _ = _weights()
+    # a damaged model.bin: CTranslate2's own words ("binary version v1651663207") would name neither file nor fix
+    damaged = tmp_path / "damaged-ct2"
+    damaged.mkdir()
+    (damaged / "model.bin").write_bytes(b"garbage, not a model")
+    for name in ("config.json", "tokenizer.json"):
+        (damaged / name).write_bytes((ct2 / name).read_bytes())
+    with pytest.raises(ValueError, match=r"damaged-ct2/model\.bin: not a CTranslate2 whisper model"):
+        WhisperTranscriber(WhisperConfig(model=str(damaged)), damaged)
+    # no tokenizer: faster-whisper would download one; refused before any worker starts, saying what to copy
+    (damaged / "tokenizer.json").unlink()
+    with pytest.raises(ModelNotFoundError, match=r"tokenizer\.json"):
+        resolve_whisper_weights(WhisperConfig(model=str(damaged)), None)
+    # a directory that is no model at all, under auto: the message says what a whisper directory needs
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ModelNotFoundError, match=r"this one has no model\.bin"):
+        resolve_whisper_weights(WhisperConfig(model=str(empty)), None)
+    # a compute type CTranslate2 has no name for, or a bfloat16 one bwc cannot batch: refused when the config loads
+    for wrong in ("int9", "bfloat16"):
+        with pytest.raises(ValueError, match="compute_type"):
+            BwcConfig().merged({"whisper": {"compute_type": wrong}})

@@ -104,6 +104,9 @@ def test_fetch_writes_a_relocatable_models_directory(tiny_models: Path, tmp_path
             Path(local_dir).mkdir(parents=True)
             for name in ("model.bin", "config.json", "tokenizer.json"):
                 (Path(local_dir) / name).write_bytes(b"weights")
+            # what huggingface_hub keeps beside a local_dir download: each file's download time, among others
+            (Path(local_dir) / ".cache" / "huggingface" / "download").mkdir(parents=True)
+            (Path(local_dir) / ".cache" / "huggingface" / "download" / "model.bin.metadata").write_text("1764590000.1")
             return local_dir
         assert repo_id == "pyannote/speaker-diarization-community-1"
         shutil.copytree(tiny_models / "pyannote" / "tiny-random-diarization", local_dir)
@@ -119,6 +122,7 @@ def test_fetch_writes_a_relocatable_models_directory(tiny_models: Path, tmp_path
     assert not config.tiny_models
     models = ResolvedModels.resolve(config)
     assert models.whisper_checkpoint == (moved / "whisper" / "small-ct2").resolve()  # the faster engine's copy
+    assert not (moved / "whisper" / "small-ct2" / ".cache").exists()  # a second fetch hashes the same
     openai = ResolvedModels.resolve(config.merged({"whisper": {"engine": "openai"}}))
     assert openai.whisper_checkpoint == (moved / "whisper" / "small.pt").resolve()
     assert models.pyannote_pipeline == (moved / "pyannote" / "speaker-diarization-community-1").resolve()
