@@ -22,7 +22,9 @@ Systems
 
 Each system runs in its own fresh subprocess, one after another (never two at once), with
 ``torch.set_num_threads(cores)``: models loaded once, then every file of both sets, each system reading the WAV files
-itself. Wall time is reported without and with the model loading; realtime factor = audio seconds / wall seconds;
+itself. After loading, each system processes one 15 s warm-up clip (the start of the first dense recording), counted
+as loading: first calls allocate memory, pick kernels and start thread pools. Wall time is reported without and with
+the loading; realtime factor = audio seconds / wall seconds;
 "bwc speed-up" = the peer's wall / bwc's wall on the same set (throughput ratio). Before each system the script waits
 (``--idle-wait``, up to 300 s) for other processes to leave the CPUs; the CPU they used while each system ran is
 measured (``/proc/stat`` minus the child's own) and reported, with a warning in the results when it was more than a
@@ -105,6 +107,7 @@ DENSE_LEVEL_DB = (-28.0, -18.0)  # speech level of each dense line, dBFS
 DENSE_LEAD_S = 0.3
 
 COLLAR_S = 0.25
+WARMUP_S = 15.0  # the untimed clip every system processes once after loading (from the first dense recording)
 BUSY_CORES = 0.25  # other processes using more than this many cores on average make a system's timing suspect
 IDLE_WINDOW_S = 3.0  # how long the machine is watched before a system starts
 RESULT_CHILD = "_child"
@@ -303,6 +306,14 @@ def make_sets(speech_dir: Path, work: Path, sizes: Sizes) -> dict[str, list[Trut
     return sets
 
 
+def write_warmup(sets: dict[str, list[Truth]], work: Path) -> Path:
+    """The first :data:`WARMUP_S` seconds of the first speech-dense recording, as ``work/warmup.wav``."""
+    source = sets["speech-dense"][0]
+    path = work / "warmup.wav"
+    write_audio(path, read_pcm(Path(source.path), 0.0, WARMUP_S), SAMPLE_RATE, "-c:a", "pcm_s16le")
+    return path
+
+
 # ----------------------------------------------------------------------------------------------------------- models
 
 
@@ -364,6 +375,8 @@ def child_main(spec_path: Path, out_path: Path) -> None:
     }[system]
     started = time.perf_counter()
     load, process, versions = runner(spec)
+    # First calls allocate, pick kernels and start thread pools: once, on a clip of neither set, counted as load.
+    process([Path(spec["warmup"])])
     load_s = time.perf_counter() - started
     sets = {}
     for name, files in spec["sets"].items():
@@ -738,8 +751,10 @@ def report(
         f"`{command}` on {machine()} ({total_s:.0f} s in all). Same weights for every system: whisper "
         f"{models.whisper_pt.name} (WhisperX: its CTranslate2 copy {models.whisper_ct2.name}), diarization "
         f"{models.pipeline_dir.name} (pyannote pipeline directory), from {models.models_dir}. Each system in its own "
-        f"process, one after another, torch threads = {CORES}, models loaded once, then both sets; every system reads "
-        "the WAVs itself.",
+        f"process, one after another, torch threads = {CORES}, models loaded once and warmed up on a {WARMUP_S:.0f} s "
+        "clip (counted as load), then both sets; every system reads the WAVs itself. Every process imports "
+        "ctranslate2 before torch (bwc's package does, and `import whisperx` then `whisperx.load_model`, its API, "
+        "does too), so CTranslate2 keeps its own OpenMP runtime; whisperx's CLI imports torch first (not measured).",
         "",
         "Systems and versions:",
         "",
@@ -765,16 +780,15 @@ def report(
         "",
         *busy_caveat(results),
         "x realtime: audio seconds per wall second. bwc speed-up: the peer's wall over bwc's on the same audio "
-        "(throughput ratio bwc/peer); 'with load' adds each system's one model load (per set rows: the whole load "
-        "each). WER pooled over the set on whisper's English normaliser against every line, the radio's included; "
+        "(throughput ratio bwc/peer); 'with load' adds each system's one model load and warm-up (per set rows: the whole "
+        "load each). WER pooled over the set on whisper's English normaliser against every line, the radio's included; "
         f"WER talk: the radio's lines ({radio_words} words) left out of the reference. DER pooled, collar "
         f"{COLLAR_S} s, overlap scored, against every line's speaker. others' cores: CPU other processes used on "
         "average while the system ran (0 on an idle machine).",
         "",
         "Speakers found per recording: " + " | ".join(speakers.values()) + ".",
         "",
-        "Where the time went, seconds summed over both sets' files (bwc decodes and runs its VAD in a background "
-        "thread while whisper works, so its stages overlap): "
+        "Where the time went, seconds summed over both sets' files: "
         + "; ".join(f"{SYSTEM_TITLES[system]}: {stage_seconds(result)}" for system, result in results.items())
         + ".",
         "",
@@ -841,6 +855,7 @@ def main() -> None:
         "batch_size": args.whisperx_batch_size,
         "bwc_set": args.bwc_set,
         "sets": {name: [truth.path for truth in truths] for name, truths in sets.items()},
+        "warmup": str(write_warmup(sets, work)),
     }
     results: dict[str, dict[str, Any]] = {}
     rows: list[Row] = []

@@ -32,7 +32,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -117,6 +117,31 @@ class InMemoryAudio:
 _Feed = Callable[[Callable[[np.ndarray, float], None]], "AudioSource | None"]  # hands blocks to a scanner
 
 
+class _Deferred(Future):  # type: ignore[type-arg]
+    """A future run in the thread that first asks for its result (scanning on CPU: everything in one thread)."""
+
+    def __init__(self, call: Callable[[], _Scanned]) -> None:
+        super().__init__()
+        self._call: Callable[[], _Scanned] | None = call
+
+    def _run_once(self) -> None:
+        if self._call is None:
+            return
+        call, self._call = self._call, None
+        try:
+            self.set_result(call())
+        except BaseException as error:  # as a thread pool does: the error is the future's, raised on result()
+            self.set_exception(error)
+
+    def result(self, timeout: float | None = None) -> _Scanned:
+        self._run_once()
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._run_once()
+        return super().exception(timeout)
+
+
 @dataclass
 class _Scanned:
     """A recording after decoding and VAD, waiting for whisper and pyannote."""
@@ -147,6 +172,11 @@ class SpeechStage:
 
     def __init__(self, config: BwcConfig, models: ResolvedModels, device: str = "cpu") -> None:
         self.config = config
+        # Scanning (decode + VAD) runs ahead in a thread only on a GPU, where it overlaps the GPU's work. On CPU the
+        # two compete for the same cores, and torch running in two threads makes two OpenMP teams: libgomp, counting
+        # more threads than CPUs, then stops spin-waiting in every team (measured on 2 cores: the segmentation VAD
+        # 1.1 s in the main thread, 1.8 s in a second one, and pyannote after it 1.7x slower while that thread lived).
+        self.scan_ahead = device.startswith("cuda")
         self.clock = ForwardClock(synchronize=device.startswith("cuda"))
         self.vad = load_vad(config.vad, models.vad_model, device)
         self.asr = WhisperTranscriber(config.whisper, models.whisper_checkpoint, device=device, clock=self.clock)
@@ -186,21 +216,29 @@ class SpeechStage:
     def process_batch(self, recordings: Sequence[Recording]) -> list[SpeechResult | Exception]:
         """Each recording's result, or the exception that stopped it (the others go on), in input order.
 
-        Decoding and VAD run in a background thread, recording after recording, while whisper works on the windows
-        of the recordings already scanned: the models (on a GPU, the GPU) wait for the CPU only on the first one.
+        On a GPU, decoding and VAD run in a background thread, recording after recording, while whisper works on the
+        windows of the recordings already scanned: the GPU waits for the CPU only on the first one. On CPU, each
+        recording is scanned when whisper first needs its windows, in the calling thread.
         """
         return self._run([(recording, None, self._decoder(recording)) for recording in recordings])
 
     def _run(self, items: Sequence[tuple[Recording, AudioSource | None, _Feed]]) -> list[SpeechResult | Exception]:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bwc-scan") as scanning:
-            scans = [scanning.submit(self._scan, *item) for item in items]
-            try:
-                return self._finish(scans)
-            finally:
-                wait(scans)
-                for scan in scans:
-                    if scan.exception() is None:
-                        scan.result().audio.close()
+        scanning = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bwc-scan") if self.scan_ahead else None
+        scans: list[Future[_Scanned]] = [
+            scanning.submit(self._scan, *item) if scanning else _Deferred(partial(self._scan, *item)) for item in items
+        ]
+        try:
+            outcomes: dict[int, SpeechResult | Exception] = dict(self._transcribe(list(enumerate(scans))))
+            if scanning:
+                # The scanning thread ends before pyannote runs: while it lives, so does its OpenMP team (below).
+                scanning.shutdown(wait=True)
+            return self._diarize_all(scans, outcomes)
+        finally:
+            if scanning:
+                scanning.shutdown(wait=True)
+            for scan in scans:
+                if scan.done() and scan.exception() is None:
+                    scan.result().audio.close()
 
     # -- steps -------------------------------------------------------------------------------------------------
 
@@ -250,9 +288,11 @@ class SpeechStage:
             timings=StageTimings(decode_s=total_s - scanner.vad_s, vad_s=scanner.vad_s, forward_s=scanner.forward_s),
         )
 
-    def _finish(self, scans: Sequence[Future[_Scanned]]) -> list[SpeechResult | Exception]:
-        """Whisper across the batch, then pyannote and assembly per recording; errors stay with their recording."""
-        outcomes: dict[int, SpeechResult | Exception] = self._transcribe(list(enumerate(scans)))
+    def _diarize_all(
+        self, scans: Sequence[Future[_Scanned]], outcomes: dict[int, SpeechResult | Exception]
+    ) -> list[SpeechResult | Exception]:
+        """pyannote and assembly per recording, after whisper ran across the batch (``outcomes``: the recordings
+        that failed already); errors stay with their recording."""
         for index, scan in enumerate(scans):
             if index not in outcomes:
                 try:
@@ -397,7 +437,7 @@ class _BlockScanner:
     def __init__(self, vad: VoiceActivityDetector, deadline: Deadline) -> None:
         self.vad = vad
         self.deadline = deadline
-        self.clock = ForwardClock()  # its own: scanning runs in a thread beside whisper
+        self.clock = ForwardClock()  # its own: scanning may run in a thread beside whisper (on a GPU)
         self.vad_s = 0.0
         self.forward_s = 0.0
         self._regions: list[SpeechRegion] = []

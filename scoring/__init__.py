@@ -1,5 +1,3 @@
-"""From transcripts to meaning: speaker roles, respect and act scores, encounter signals, flags.
+"""From transcripts to meaning: speaker roles, respect and act scores, encounter signals, flags."""
 
-Empty for now: the scoring stages arrive with issue 3 (language scoring) and issue 5 (flags). They will consume the
-``utterances`` and ``words`` records that :mod:`pipelines.speech` produces.
-"""
+import bwc  # noqa: F401  (first: it loads CTranslate2's OpenMP runtime before torch's; see bwc/__init__.py)

@@ -181,3 +181,17 @@ def test_careless_whisper_directories_get_one_clear_error(tmp_path: Path) -> Non
     for wrong in ("int9", "bfloat16"):
         with pytest.raises(ValueError, match="compute_type"):
             BwcConfig().merged({"whisper": {"compute_type": wrong}})
+
+
+@pytest.mark.parametrize("entry_point", ["bwc.cli", "pipelines.workers", "pipelines.speech", "models.vad"])
+def test_ctranslate2_is_loaded_before_torch_from_every_entry_point(entry_point: str) -> None:
+    """Loaded after torch, CTranslate2 binds to torch's OpenMP runtime, and pyannote after whisper ran 1.7x slower
+    (bwc/__init__.py): every way into bwc's code loads CTranslate2 first."""
+    import subprocess
+    import sys
+
+    # then torch itself: the CLI imports it lazily, in the command that needs it
+    probe = f"import sys, {entry_point}, torch; m = list(sys.modules); print(m.index('ctranslate2'), m.index('torch'))"
+    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    ctranslate2_at, torch_at = map(int, completed.stdout.split())
+    assert ctranslate2_at < torch_at, f"{entry_point}: torch was imported before ctranslate2"
