@@ -20,6 +20,7 @@ burst, overlaps, road noise, a long pause). Noise-only audio is generated (:func
     .venv/bin/python benchmarks/accuracy.py                    # about 10 minutes on 2 cores; appends to RESULTS.md
     .venv/bin/python benchmarks/accuracy.py --scenes 4 --results /tmp/results.md      # quicker look
     .venv/bin/python benchmarks/accuracy.py --scenes 8 --scene-seed 3                # scenes held out from tuning
+    .venv/bin/python benchmarks/accuracy.py --set vad.step_s=1.0 --results /tmp/results.md     # another setting
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -244,7 +246,15 @@ def main() -> None:
     parser.add_argument(
         "--scene-seed", type=int, default=1, help="scene set: 1 is the one the rules were tuned on, others are held out"
     )
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="a bwc setting")
     args = parser.parse_args()
+    overrides: dict[str, dict[str, object]] = {}
+    for setting in args.set:
+        key, _, value = setting.partition("=")
+        section, _, name = key.partition(".")
+        if not (section and name and value):
+            sys.exit(f"--set wants SECTION.KEY=VALUE, got {setting!r}")
+        overrides.setdefault(section, {})[name] = yaml.safe_load(value)
     if not (args.shared / "data" / "speech" / "refs.tsv").is_file():
         sys.exit(f"no development data at {args.shared / 'data' / 'speech'} (pass --shared)")
     import torch
@@ -253,10 +263,12 @@ def main() -> None:
     from models.starter import model_set
 
     torch.set_num_threads(os.cpu_count() or 1)
-    config = load_config(args.models)
+    config = load_config(args.models, overrides=overrides or None)
     resolved = ResolvedModels.resolve(config)
     chosen = model_set(resolved.whisper_checkpoint, resolved.pyannote_pipeline, config.tiny_models)
     models = f"{chosen} set: {resolved.whisper_checkpoint.name}, {resolved.pyannote_pipeline.name}"
+    if args.set:
+        models += f" (settings {', '.join(args.set)})"
     print(models, flush=True)
     measured = measure(config, args.shared, args.scenes, lambda message: print(message, flush=True), args.scene_seed)
     command = ".venv/bin/python benchmarks/accuracy.py " + " ".join(sys.argv[1:])
