@@ -780,8 +780,9 @@ def report(
         "",
         *busy_caveat(results),
         "x realtime: audio seconds per wall second. bwc speed-up: the peer's wall over bwc's on the same audio "
-        "(throughput ratio bwc/peer); 'with load' adds each system's one model load and warm-up (per set rows: the whole "
-        "load each). WER pooled over the set on whisper's English normaliser against every line, the radio's included; "
+        "(throughput ratio bwc/peer); 'with load' adds each system's one model load and warm-up (per set rows: "
+        "the whole load each). WER pooled over the set on whisper's English normaliser against every line, the "
+        "radio's included; "
         f"WER talk: the radio's lines ({radio_words} words) left out of the reference. DER pooled, collar "
         f"{COLLAR_S} s, overlap scored, against every line's speaker. others' cores: CPU other processes used on "
         "average while the system ran (0 on an idle machine).",

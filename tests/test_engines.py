@@ -195,3 +195,13 @@ def test_ctranslate2_is_loaded_before_torch_from_every_entry_point(entry_point: 
     completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     ctranslate2_at, torch_at = map(int, completed.stdout.split())
     assert ctranslate2_at < torch_at, f"{entry_point}: torch was imported before ctranslate2"
+
+
+def test_a_program_that_imports_torch_before_bwc_is_warned() -> None:
+    import subprocess
+    import sys
+
+    completed = subprocess.run(
+        [sys.executable, "-c", "import torch, bwc"], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert "torch was imported before bwc" in completed.stderr
