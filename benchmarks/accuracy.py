@@ -34,13 +34,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bwc.audio import SAMPLE_RATE, read_pcm
-from bwc.config import BwcConfig, load_config
+from bwc.config import BwcConfig, load_config, setting_overrides
 from bwc.evaluation import RoleResult, diarization_error_rate, one_speaker, role_result, word_error_rate
 from bwc.records import AudioInfo, Recording, SpeechResult
 from bwc.scenes import NOISE_KINDS, Scene, load_voices, noise_only, scene_set
@@ -248,13 +247,10 @@ def main() -> None:
     )
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="a bwc setting")
     args = parser.parse_args()
-    overrides: dict[str, dict[str, object]] = {}
-    for setting in args.set:
-        key, _, value = setting.partition("=")
-        section, _, name = key.partition(".")
-        if not (section and name and value):
-            sys.exit(f"--set wants SECTION.KEY=VALUE, got {setting!r}")
-        overrides.setdefault(section, {})[name] = yaml.safe_load(value)
+    try:
+        overrides = setting_overrides(args.set)
+    except ValueError as error:
+        sys.exit(f"--set: {error}")
     if not (args.shared / "data" / "speech" / "refs.tsv").is_file():
         sys.exit(f"no development data at {args.shared / 'data' / 'speech'} (pass --shared)")
     import torch

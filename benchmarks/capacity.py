@@ -111,7 +111,13 @@ def _hardware(gpus_per_worker: float) -> str:
         import torch
 
         return f"{torch.cuda.get_device_name(0)}, {os.cpu_count()} cores"
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    name = platform.processor() or platform.machine()
+    try:  # the CPU's model name, where Linux gives it
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            name = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cores"
 
 
 def _append_results(measurement: Measurement, report: dict, audio_s: float, args: argparse.Namespace) -> None:

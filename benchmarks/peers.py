@@ -61,7 +61,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -78,10 +77,11 @@ os.environ["PYANNOTE_METRICS_ENABLED"] = "0"
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import numpy as np
-import yaml
 
+from benchmarks.capacity import _hardware
 from benchmarks.speech import _machine_busy_s, near_silence
 from bwc.audio import SAMPLE_RATE, read_pcm, write_audio
+from bwc.config import setting_overrides
 from bwc.demo import place, road_noise
 from bwc.scenes import Scene, SceneLine, Voice, load_voices, noise_only, real_voice_scene, speech_level_db
 
@@ -404,11 +404,7 @@ def run_bwc(spec: dict[str, Any]) -> tuple[object, Processor, str]:
     from bwc.records import Recording
     from pipelines.speech import SpeechStage
 
-    overrides: dict[str, Any] = {}
-    for setting in spec["bwc_set"]:
-        key, value = setting.split("=", 1)
-        section, name = key.split(".", 1)
-        overrides.setdefault(section, {})[name] = yaml.safe_load(value)
+    overrides = setting_overrides(spec["bwc_set"])  # checked in the parent already
     config = load_config(Path(spec["models_dir"]), overrides=overrides or None)
     stage = SpeechStage.from_config(config, device="cpu")
 
@@ -709,16 +705,6 @@ def stage_seconds(result: dict[str, Any]) -> str:
     return ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in totals.items())
 
 
-def machine() -> str:
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
-            name = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), name)
-    except OSError:
-        pass
-    return f"{name}, {CORES} cores"
-
-
 def report(
     command: str,
     sets: dict[str, list[Truth]],
@@ -748,7 +734,7 @@ def report(
     }
     lines = [
         f"\n## Peers: bwc's speech pipeline against WhisperX and whisper + pyannote — {datetime.now(UTC):%Y-%m-%d}\n",
-        f"`{command}` on {machine()} ({total_s:.0f} s in all). Same weights for every system: whisper "
+        f"`{command}` on {_hardware(0.0)} ({total_s:.0f} s in all). Same weights for every system: whisper "
         f"{models.whisper_pt.name} (WhisperX: its CTranslate2 copy {models.whisper_ct2.name}), diarization "
         f"{models.pipeline_dir.name} (pyannote pipeline directory), from {models.models_dir}. Each system in its own "
         f"process, one after another, torch threads = {CORES}, models loaded once and warmed up on a {WARMUP_S:.0f} s "
@@ -831,9 +817,10 @@ def main() -> None:
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     if unknown := [s for s in systems if s not in SYSTEMS]:
         sys.exit(f"unknown systems {unknown}: choose from {', '.join(SYSTEMS)}")
-    for setting in args.bwc_set:
-        if "=" not in setting or "." not in setting.split("=", 1)[0]:
-            sys.exit(f"--bwc-set wants SECTION.KEY=VALUE, got {setting!r}")
+    try:
+        setting_overrides(args.bwc_set)
+    except ValueError as error:
+        sys.exit(f"--bwc-set: {error}")
     models = find_models(args.models, args.baseline_checkpoint, args.whisperx_model)
     if any(s.startswith("whisperx") for s in systems):
         ensure_whisperx()

@@ -17,11 +17,12 @@ Example
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ByteSize, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, model_validator
 
 MODELS_CONFIG_NAME = "models.yaml"  # file inside a models directory describing what it holds
 DEFAULT_MODELS_DIR_ENV = "BWC_MODELS"  # environment variable naming the default models directory
@@ -225,6 +226,39 @@ class BwcConfig(_Section):
 def default_models_dir() -> Path:
     """``$BWC_MODELS`` when set, else ``~/.cache/bwc/models``."""
     return Path(os.environ.get(DEFAULT_MODELS_DIR_ENV, DEFAULT_MODELS_DIR)).expanduser()
+
+
+def setting_overrides(settings: Sequence[str]) -> dict[str, Any]:
+    """``SECTION.KEY=VALUE`` settings (each value read as YAML) as nested overrides for :func:`load_config`.
+
+    Each setting is checked on its own against the defaults, so that a typo fails at once, naming the setting,
+    rather than after the work it was meant for has begun.
+
+    >>> setting_overrides(["vad.step_s=2.5", "whisper.engine=openai"])
+    {'vad': {'step_s': 2.5}, 'whisper': {'engine': 'openai'}}
+    >>> setting_overrides(["vad.stepp_s=2.5"])
+    Traceback (most recent call last):
+    ...
+    ValueError: setting 'vad.stepp_s=2.5': vad.stepp_s: Extra inputs are not permitted
+    """
+    overrides: dict[str, Any] = {}
+    for setting in settings:
+        key, equals, text = setting.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not (equals and dot and section and name and text.strip()):
+            raise ValueError(f"setting {setting!r}: expected SECTION.KEY=VALUE (e.g. vad.step_s=2.5)")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ValueError(f"setting {setting!r}: its value is not YAML ({error.problem})") from None
+        try:
+            BwcConfig().merged({section: {name: value}})
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ValueError(f"setting {setting!r}: {where}: {first['msg']}") from None
+        overrides.setdefault(section, {})[name] = value
+    return overrides
 
 
 def models_dir_overrides(models_dir: Path) -> dict[str, Any]:

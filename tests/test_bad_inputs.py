@@ -23,7 +23,7 @@ import pytest
 
 from bwc.audio import SAMPLE_RATE, sha256_file, write_audio
 from bwc.catalog import Catalog
-from bwc.config import load_config
+from bwc.config import load_config, setting_overrides
 from bwc.custody import CustodyLog
 from bwc.demo import Line, render_scene, write_video
 from bwc.ingest import MetadataTable, ingest_file
@@ -433,3 +433,26 @@ def test_a_file_over_the_size_limit_is_not_read(tmp_path: Path) -> None:
     with pytest.raises(IngestError, match=r"size 320.1 kB is over the configured maximum 100.0 kB") as raised:
         ingest_file(big, MetadataTable.empty(), max_size_bytes=100_000)
     assert raised.value.sha256 is None  # refused before a byte was read
+
+
+@pytest.mark.parametrize(
+    ("setting", "reason"),
+    [
+        ("vad.stepp_s=2.5", "vad.stepp_s: Extra inputs are not permitted"),
+        ("vadd.step_s=2.5", "vadd: Extra inputs are not permitted"),
+        ("vad.step_s=fast", "vad.step_s: Input should be a valid number"),
+        ("whisper.engine=cuda", "whisper.engine: Input should be 'auto', 'ctranslate2' or 'openai'"),
+        ("vad.step_s=[1", "its value is not YAML"),
+        ("vad.step_s=", "expected SECTION.KEY=VALUE"),
+        ("step_s=2.5", "expected SECTION.KEY=VALUE"),
+    ],
+)
+def test_a_benchmark_setting_with_a_typo_is_refused_naming_it(setting: str, reason: str) -> None:
+    """The benchmarks' --set / --bwc-set: refused before any work starts, the setting and the problem named."""
+    with pytest.raises(ValueError, match=r"^setting ") as refused:
+        setting_overrides(["vad.step_s=2.5", setting])
+    assert repr(setting) in str(refused.value) and reason in str(refused.value)
+    assert setting_overrides(["vad.step_s=2.5", "whisper.engine=openai"]) == {
+        "vad": {"step_s": 2.5},
+        "whisper": {"engine": "openai"},
+    }
