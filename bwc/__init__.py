@@ -7,7 +7,8 @@ torch's copy: whisper's thread team and torch's then live in one runtime that co
 libgomp stops spin-waiting (its "throttled" spin) for every team from then on. Measured on 2 cores: pyannote on an
 82 s recording took 3.4 s before the first whisper window and 5.7 s after it, with 100,000 context switches instead
 of 10; imported first, CTranslate2 keeps its own runtime and pyannote stays at 3.4 s. ``tests/test_engines.py``
-checks the import order of every entry point; a program that imports torch before bwc is warned.
+checks the import order from the CLI, the Ray workers, the speech stage and the models; a program that imports
+torch before bwc is warned.
 """
 
 import contextlib
