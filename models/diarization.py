@@ -177,6 +177,8 @@ class PyannoteDiarizer:
         import torch
         from pyannote.audio import Pipeline
 
+        from models.sincnet import share_first_convolution
+
         self.config = config
         self.clock = clock
         self.pipeline = Pipeline.from_pretrained(str(pipeline_dir))
@@ -187,6 +189,7 @@ class PyannoteDiarizer:
         if config.embedding_batch_size:
             self.pipeline.embedding_batch_size = config.embedding_batch_size
         self.pipeline.to(torch.device(device))
+        share_first_convolution(self.pipeline._segmentation.model)  # overlapping windows' first layer filtered once
         self.shared_trunk = install_embedding_wrapper(self.pipeline, config.share_embedding_trunk, clock)
         local = local_speaker_count(self.pipeline)
         if self.shared_trunk and not config.embedding_batch_size and local:

@@ -48,7 +48,7 @@ import yaml
 
 from bwc.config import MODELS_CONFIG_NAME
 
-STARTER_VERSION = 3  # bump when what the installer writes changes: a rerun then rebuilds
+STARTER_VERSION = 4  # bump when what the installer writes changes: a rerun then rebuilds
 MANIFEST_NAME = "starter.json"  # written last: its presence means the install completed
 WHEEL_CACHE_ENV = "BWC_WHEEL_CACHE"  # where fetched wheels are kept (default ~/.cache/bwc/wheels)
 DEFAULT_WHEEL_CACHE = Path("~/.cache/bwc/wheels")

@@ -26,6 +26,7 @@ import torch
 from bwc.audio import SAMPLE_RATE
 from bwc.config import VadConfig
 from bwc.records import SpeechRegion
+from models.sincnet import share_first_convolution
 
 # silero_vad.model calls torch.set_num_threads(1) when it is imported: whisper and pyannote in the same process would
 # run on one thread whatever the actor was given (measured: bwc run --executor local on 2 cores used one). Put back.
@@ -145,6 +146,7 @@ class SegmentationVad:
         self.checkpoint = checkpoint
         model = Model.from_pretrained(checkpoint, strict=True)
         model.eval()  # from_pretrained leaves a Lightning checkpoint in training mode (dropout on)
+        share_first_convolution(model)  # the windows overlap 5 times: their first layer is filtered once
         self.inference = Inference(
             model,
             duration=float(model.specifications.duration),

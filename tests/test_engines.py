@@ -5,7 +5,8 @@ installed and ``whisper/tiny.en.pt`` converted from it; skipped when absent) and
 ``../shared/data/speech`` (skipped, with the reason, when absent):
 
 - on the same weights in float32 both engines write the same words (normalised) at the same times on every
-  development utterance, decoded through the same loop (:class:`models.asr.WhisperTranscriber`);
+  development utterance, decoded through the same loop (:class:`models.asr.WhisperTranscriber`), greedy and with
+  bwc's default 5 beams;
 - the CTranslate2 engine's fallback (every temperature, samples) is reproducible in a fresh model;
 - the engine follows the weights' format, and ``whisper.engine`` picks the format when both are installed.
 """
@@ -51,36 +52,42 @@ def _utterances() -> list[SpeechChunk]:
     return chunks
 
 
-def _compare(first: tuple[Word, ...], second: tuple[Word, ...]) -> tuple[int, int, float]:
-    """Words both wrote (aligned on normalised text), words either wrote, and the largest time difference."""
+def _compare(first: tuple[Word, ...], second: tuple[Word, ...]) -> tuple[int, int, list[float]]:
+    """Words both wrote (aligned on normalised text), words either wrote, and each shared word's time difference."""
     a, b = [normalise(w.text) for w in first], [normalise(w.text) for w in second]
     matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
-    same, worst = 0, 0.0
+    same, differences = 0, []
     for block in matcher.get_matching_blocks():
         same += block.size
         for k in range(block.size):
             x, y = first[block.a + k], second[block.b + k]
-            worst = max(worst, abs(x.start - y.start), abs(x.end - y.end))
-    return same, max(len(a), len(b)), worst
+            differences.append(max(abs(x.start - y.start), abs(x.end - y.end)))
+    return same, max(len(a), len(b)), differences
 
 
-def test_engines_write_the_same_words_on_the_same_weights() -> None:
+# Greedy: the same search in both, so the same tokens (measured: 1049 of 1049 words, times within 0.02 s). Beams
+# (bwc's default, 5): each engine's own beam search, which may keep another of two near-equal timestamp tokens
+# (measured: 1052 of 1071 words, 2 words' times 0.06 and 0.08 s apart, every other within 0.03 s).
+@pytest.mark.parametrize(("beam_size", "max_late_s"), [(None, MAX_TIME_DIFFERENCE_S), (5, 2 * MAX_TIME_DIFFERENCE_S)])
+def test_engines_write_the_same_words_on_the_same_weights(beam_size: int | None, max_late_s: float) -> None:
     ct2, checkpoint = _weights()
     chunks = _utterances()
-    config = WhisperConfig(model="tiny.en", language="en", compute_type="float32")
+    config = WhisperConfig(model="tiny.en", language="en", compute_type="float32", beam_size=beam_size)
     openai = WhisperTranscriber(config, checkpoint)
     fast = WhisperTranscriber(config, ct2)
     assert isinstance(openai.engine, OpenAIEngine) and isinstance(fast.engine, CTranslate2Engine)
     by_openai = openai.transcribe_chunks(chunks, batch_size=8)
     by_ct2 = fast.transcribe_chunks(chunks, batch_size=8)
     same = total = 0
-    worst = 0.0
+    differences: list[float] = []
     for chunk in chunks:
         both, either, late = _compare(by_openai.get(chunk.key, ()), by_ct2.get(chunk.key, ()))
-        same, total, worst = same + both, total + either, max(worst, late)
+        same, total, differences = same + both, total + either, differences + late
     assert total > 900  # every utterance was transcribed (1049 words)
     assert same / total >= MIN_IDENTICAL, f"{same}/{total} identical words"
-    assert worst <= MAX_TIME_DIFFERENCE_S, f"a word's time differs by {worst:.2f} s"
+    within = np.mean(np.asarray(differences) <= MAX_TIME_DIFFERENCE_S)
+    assert within >= 0.99, f"only {within:.1%} of shared words within {MAX_TIME_DIFFERENCE_S} s"
+    assert max(differences) <= max_late_s, f"a word's time differs by {max(differences):.2f} s"
     assert fast.version.endswith(" ctranslate2 float32") and "tiny.en-ct2" in fast.version
 
 

@@ -1,0 +1,158 @@
+"""pyannote's SincNet front end with its first convolution computed once over a batch of overlapping windows.
+
+pyannote slides its segmentation model over audio in 5 s windows every 0.5 s (diarization) or 1 s (bwc's VAD), so
+every sample goes 5 to 10 times through the first layer: 80 sinc band-pass filters of 251 taps at a stride of 10,
+the model's largest convolution (about two thirds of its convolution time on CPU). That layer is linear and its
+stride divides the hop, so filtering the span the batch covers once and slicing it per window gives the same
+numbers. The per-window waveform normalisation in front of it (an ``InstanceNorm1d``) is an affine map, applied to
+the filtered span afterwards:
+
+    conv(γ (x − μ) / σ + β) = (γ / σ) conv(x) + (β − γ μ / σ) Σ taps
+
+with μ and σ each window's own mean and standard deviation. Windows reach the model as a strided view of the
+recording (pyannote's ``Inference`` cuts them with ``Tensor.unfold``), which is how overlapping windows are recognised
+without comparing samples; any other input (a single or padded last window, a copy made on the way to a GPU) takes
+the original path. Measured: :func:`tests.test_sincnet` checks both paths give the same output.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+FIRST_LAYER_TAPS = 251  # the sinc filters' length in pyannote's SincNet
+
+
+class SharedFirstConvSincNet(nn.Module):
+    """A pyannote ``SincNet`` that filters overlapping windows' shared samples once; same parameters, same output.
+
+    Parameters
+    ----------
+    sincnet
+        The model's ``SincNet`` (its parameters are used, not copied: moving or loading the model still applies).
+
+    Example
+    -------
+    >>> model = Model.from_pretrained(Path("segmentation/pytorch_model.bin"))  # doctest: +SKIP
+    >>> share_first_convolution(model)                                          # doctest: +SKIP
+    True
+    """
+
+    def __init__(self, sincnet: nn.Module) -> None:
+        super().__init__()
+        self.inner = sincnet
+
+    # PyanNet asks its front end for these to place frames in time.
+    def num_frames(self, num_samples: int) -> int:
+        return self.inner.num_frames(num_samples)
+
+    def receptive_field_size(self, num_frames: int = 1) -> int:
+        return self.inner.receptive_field_size(num_frames=num_frames)
+
+    def receptive_field_center(self, frame: int = 0) -> int:
+        return self.inner.receptive_field_center(frame=frame)
+
+    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+        hop = _window_hop(waveforms)
+        inner = self.inner
+        if hop is None or hop % inner.conv1d[0].stride != 0 or inner.wav_norm1d.track_running_stats:
+            return inner(waveforms)
+        outputs = F.leaky_relu(inner.norm1d[0](self._first_block(waveforms, hop)))
+        for conv1d, pool1d, norm1d in zip(inner.conv1d[1:], inner.pool1d[1:], inner.norm1d[1:], strict=True):
+            outputs = F.leaky_relu(norm1d(pool1d(conv1d(outputs))))
+        return outputs
+
+    def _first_block(self, waveforms: torch.Tensor, hop: int) -> torch.Tensor:
+        """Every window's ``pool(|conv(norm(x))|)``, from one convolution of the span the windows cover.
+
+        Per window and filter, ``conv(norm(x)) = a F + c`` with ``F`` the span's filtered signal and ``a``, ``c``
+        constant along time; so its maximum over a pooling window is ``a max F + c`` (``a min F + c`` when ``a`` is
+        negative), its minimum the other one, and the pooled absolute value the larger of the maximum and minus the
+        minimum. The running maximum and minimum of ``F`` are computed once on the span; each window reads them
+        at its own offset, every ``stride`` frames: nothing of the size of the first layer's output is made per
+        window.
+        """
+        inner = self.inner
+        encoder, pool, norm = inner.conv1d[0], inner.pool1d[0], inner.wav_norm1d
+        batch, _, window = waveforms.shape
+        span = waveforms.as_strided((1, 1, (batch - 1) * hop + window), (0, 0, 1))
+        # The span's mean taken out first keeps the cancellation between a F and c small for audio with an offset.
+        offset = span.mean()
+        filters = encoder.get_filters()  # (filters, 1, taps)
+        filtered = F.conv1d(span - offset, filters, stride=encoder.stride)[0]  # (filters, span frames)
+        highest = F.max_pool1d(filtered[None], pool.kernel_size, stride=1)[0]
+        lowest = -F.max_pool1d(-filtered[None], pool.kernel_size, stride=1)[0]
+        frames = (window - filters.shape[-1]) // encoder.stride + 1  # first-layer frames per window
+        pooled = (frames - pool.kernel_size) // pool.stride + 1
+        shift = hop // encoder.stride  # frames between consecutive windows
+
+        def per_window(running: torch.Tensor) -> torch.Tensor:  # (batch, filters, pooled): window w from w * shift
+            return running.as_strided((batch, running.shape[0], pooled), (shift, running.stride(0), pool.stride))
+
+        scale = norm.weight / torch.sqrt(waveforms.var(dim=-1, unbiased=False) + norm.eps)  # a: (batch, 1)
+        # c: (batch, filters)
+        constant = (norm.bias - scale * (waveforms.mean(dim=-1) - offset)) * filters.sum(dim=(1, 2))
+        if float(norm.weight) < 0:  # a < 0 swaps which of max F and min F gives the maximum
+            highest, lowest = lowest, highest
+        top = torch.addcmul(constant[:, :, None], per_window(highest), scale[:, :, None])
+        bottom = torch.addcmul(constant[:, :, None], per_window(lowest), scale[:, :, None])
+        return torch.maximum(top, bottom.neg_())
+
+
+def _window_hop(waveforms: torch.Tensor) -> int | None:
+    """The hop (samples) between consecutive windows when ``waveforms`` (batch, 1, samples) is a strided view of
+    one recording's overlapping windows, else None."""
+    if waveforms.ndim != 3 or waveforms.shape[0] < 2 or waveforms.shape[1] != 1 or waveforms.stride(2) != 1:
+        return None
+    batch, _, window = waveforms.shape
+    hop = waveforms.stride(0)
+    if not 0 < hop < window:
+        return None
+    available = waveforms.untyped_storage().nbytes() // waveforms.element_size() - waveforms.storage_offset()
+    return hop if available >= (batch - 1) * hop + window else None
+
+
+def share_first_convolution(model: Any) -> bool:
+    """Give a pyannote segmentation model (PyanNet) a :class:`SharedFirstConvSincNet`; whether it could.
+
+    Models without pyannote's SincNet front end (or with a first layer this rewrite does not cover: padding, a
+    pseudo-inverse or a non-identity analysis step) are left as they are.
+    """
+    sincnet = getattr(model, "sincnet", None)
+    if isinstance(sincnet, SharedFirstConvSincNet):
+        return True
+    if not _is_plain_sincnet(sincnet):
+        return False
+    model.sincnet = SharedFirstConvSincNet(sincnet)
+    return True
+
+
+def _is_plain_sincnet(sincnet: Any) -> bool:
+    try:
+        from asteroid_filterbanks.enc_dec import Encoder, Filterbank
+    except ImportError:  # pyannote without asteroid: not the SincNet this covers
+        return False
+    if sincnet is None or not all(hasattr(sincnet, name) for name in ("wav_norm1d", "conv1d", "pool1d", "norm1d")):
+        return False
+    encoder = sincnet.conv1d[0]
+    if not isinstance(encoder, Encoder) or encoder.is_pinv or encoder.padding != 0 or not encoder.as_conv1d:
+        return False
+    bank = type(encoder.filterbank)
+    norm, pool = sincnet.wav_norm1d, sincnet.pool1d[0]
+    return (
+        isinstance(pool, nn.MaxPool1d)
+        and isinstance(pool.kernel_size, int)
+        and isinstance(pool.stride, int)
+        and pool.padding == 0
+        and pool.dilation == 1
+        and not pool.ceil_mode
+        and not pool.return_indices
+        and bank.pre_analysis is Filterbank.pre_analysis
+        and bank.post_analysis is Filterbank.post_analysis
+        and isinstance(norm, nn.InstanceNorm1d)
+        and norm.affine
+        and norm.num_features == 1
+    )
