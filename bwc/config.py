@@ -54,9 +54,10 @@ class WhisperConfig(_Section):
     # it (whisper would skip it); None: whisper's rule. Fillers whisper leaves out ("uh", breaths) make up to ~2 s:
     # at 1.0 s they were re-decoded too (utterance WER 0.055 -> 0.062); the lines it passed over were 6 s and longer.
     resume_after_s: float | None = 3.0
-    # beams at temperature 0 (whisper's CLI, faster-whisper and WhisperX use 5); None: greedy decoding. Starter set,
-    # against greedy: WER utterances 0.059 -> 0.051, scenes 0.201 -> 0.190 (benchmarks/accuracy.py); ASR ~1.3x time
-    beam_size: int | None = 5
+    # beams at temperature 0; None: greedy decoding. 5 beams (whisper's CLI, faster-whisper and WhisperX) on the starter
+    # set: WER utterances 0.059 -> 0.051, tuning scenes 0.201 -> 0.190, but held-out scenes 0.183 -> 0.201, ASR ~1.3x
+    # time; over the sets not used for tuning 14 errors more (benchmarks/RESULTS.md, issue 18): greedy stays
+    beam_size: int | None = None
     sample_len: int | None = None  # cap on tokens per 30 s window; None = whisper's default (n_text_ctx // 2)
     fp16: bool = True  # openai engine on CUDA only; CPU always runs fp32
     batch_size: int = 8  # 30 s windows of packed speech decoded together by transcribe_chunks, across recordings

@@ -1,18 +1,19 @@
-"""pyannote's SincNet front end with its first convolution computed once over a batch of overlapping windows.
+"""pyannote's SincNet front end with its first layer computed once over a batch of overlapping windows.
 
-pyannote slides its segmentation model over audio in 5 s windows every 0.5 s (diarization) or 1 s (bwc's VAD), so
-every sample goes 5 to 10 times through the first layer: 80 sinc band-pass filters of 251 taps at a stride of 10,
-the model's largest convolution (about two thirds of its convolution time on CPU). That layer is linear and its
-stride divides the hop, so filtering the span the batch covers once and slicing it per window gives the same
-numbers. The per-window waveform normalisation in front of it (an ``InstanceNorm1d``) is an affine map, applied to
-the filtered span afterwards:
+pyannote slides its segmentation model over audio in 5 s windows every 0.5 or 1 s, so every sample goes 5 to 10 times
+through the first layer: 80 sinc band-pass filters of 251 taps at a stride of 10, rectified and max-pooled, the
+model's largest convolution (on 2 CPU cores about three quarters of its convolution time and 30% of a forward pass,
+measured). That layer is linear and its stride divides the hop, so filtering the span a batch covers once and reading
+each window from it gives the same numbers. The per-window waveform normalisation in front of it (an
+``InstanceNorm1d``) is an affine map, applied after the filtering:
 
     conv(γ (x − μ) / σ + β) = (γ / σ) conv(x) + (β − γ μ / σ) Σ taps
 
-with μ and σ each window's own mean and standard deviation. Windows reach the model as a strided view of the
-recording (pyannote's ``Inference`` cuts them with ``Tensor.unfold``), which is how overlapping windows are recognised
-without comparing samples; any other input (a single or padded last window, a copy made on the way to a GPU) takes
-the original path. Measured: :func:`tests.test_sincnet` checks both paths give the same output.
+with μ and σ each window's own mean and standard deviation, and the max-pooling of the rectified output commutes with
+it (see :meth:`SharedFirstConvSincNet._first_block`). Windows reach the model as a strided view of the recording
+(pyannote's ``Inference`` cuts them with ``Tensor.unfold``), which is how overlapping windows are recognised without
+comparing samples; any other input (a single or zero-padded last window, a copy made on the way to a GPU) takes the
+original path. ``tests/test_sincnet.py`` checks that both give the same output.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-FIRST_LAYER_TAPS = 251  # the sinc filters' length in pyannote's SincNet
 
 
 class SharedFirstConvSincNet(nn.Module):

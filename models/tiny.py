@@ -185,7 +185,6 @@ def make_tiny_models(
             "model": whisper_file,
             "language": "en",
             "temperature": 0.0,
-            "beam_size": None,  # greedy: random weights test the plumbing, and beams would only make them slower
             "sample_len": sample_len or TINY_SAMPLE_LEN,
             "temperature_increment_on_fallback": None,  # random weights fail every rule: no fallback in tests
         },

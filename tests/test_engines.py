@@ -5,8 +5,8 @@ installed and ``whisper/tiny.en.pt`` converted from it; skipped when absent) and
 ``../shared/data/speech`` (skipped, with the reason, when absent):
 
 - on the same weights in float32 both engines write the same words (normalised) at the same times on every
-  development utterance, decoded through the same loop (:class:`models.asr.WhisperTranscriber`), greedy and with
-  bwc's default 5 beams;
+  development utterance, decoded through the same loop (:class:`models.asr.WhisperTranscriber`), greedy (bwc's
+  default) and with 5 beams;
 - the CTranslate2 engine's fallback (every temperature, samples) is reproducible in a fresh model;
 - the engine follows the weights' format, and ``whisper.engine`` picks the format when both are installed.
 """
@@ -65,9 +65,9 @@ def _compare(first: tuple[Word, ...], second: tuple[Word, ...]) -> tuple[int, in
     return same, max(len(a), len(b)), differences
 
 
-# Greedy: the same search in both, so the same tokens (measured: 1049 of 1049 words, times within 0.02 s). Beams
-# (bwc's default, 5): each engine's own beam search, which may keep another of two near-equal timestamp tokens
-# (measured: 1052 of 1071 words, 2 words' times 0.06 and 0.08 s apart, every other within 0.03 s).
+# Greedy (bwc's default): the same search in both, so the same tokens (measured: 1049 of 1049 words, times within
+# 0.02 s). Beams (``whisper.beam_size: 5``): each engine's own beam search, which may keep another of two near-equal
+# timestamp tokens (measured: 1052 of 1071 words, 2 words' times 0.06 and 0.08 s apart, every other within 0.03 s).
 @pytest.mark.parametrize(("beam_size", "max_late_s"), [(None, MAX_TIME_DIFFERENCE_S), (5, 2 * MAX_TIME_DIFFERENCE_S)])
 def test_engines_write_the_same_words_on_the_same_weights(beam_size: int | None, max_late_s: float) -> None:
     ct2, checkpoint = _weights()
