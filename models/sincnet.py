@@ -22,16 +22,16 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from asteroid_filterbanks.enc_dec import Encoder, Filterbank
+from pyannote.audio.models.blocks.sincnet import SincNet
 from torch import nn
 
 
-class SharedFirstConvSincNet(nn.Module):
-    """A pyannote ``SincNet`` that filters overlapping windows' shared samples once; same parameters, same output.
+class SharedFirstConvSincNet(SincNet):
+    """pyannote's ``SincNet`` that filters overlapping windows' shared samples once; same parameters, same output.
 
-    Parameters
-    ----------
-    sincnet
-        The model's ``SincNet`` (its parameters are used, not copied: moving or loading the model still applies).
+    Installed by :func:`share_first_convolution`, which changes the class of the model's own ``SincNet``: the same
+    parameters under the same names (checkpoints load and save as before), only ``forward`` differs.
 
     Example
     -------
@@ -40,46 +40,35 @@ class SharedFirstConvSincNet(nn.Module):
     True
     """
 
-    def __init__(self, sincnet: nn.Module) -> None:
-        super().__init__()
-        self.inner = sincnet
-
-    # PyanNet asks its front end for these to place frames in time.
-    def num_frames(self, num_samples: int) -> int:
-        return self.inner.num_frames(num_samples)
-
-    def receptive_field_size(self, num_frames: int = 1) -> int:
-        return self.inner.receptive_field_size(num_frames=num_frames)
-
-    def receptive_field_center(self, frame: int = 0) -> int:
-        return self.inner.receptive_field_center(frame=frame)
-
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         hop = _window_hop(waveforms)
-        inner = self.inner
-        if hop is None or hop % inner.conv1d[0].stride != 0 or inner.wav_norm1d.track_running_stats:
-            return inner(waveforms)
-        outputs = F.leaky_relu(inner.norm1d[0](self._first_block(waveforms, hop)))
-        for conv1d, pool1d, norm1d in zip(inner.conv1d[1:], inner.pool1d[1:], inner.norm1d[1:], strict=True):
+        if hop is None or hop % self.conv1d[0].stride != 0 or self.wav_norm1d.track_running_stats:
+            return super().forward(waveforms)
+        first = self._first_block(waveforms, hop)
+        if first is None:
+            return super().forward(waveforms)
+        outputs = F.leaky_relu(self.norm1d[0](first))
+        for conv1d, pool1d, norm1d in zip(self.conv1d[1:], self.pool1d[1:], self.norm1d[1:], strict=True):
             outputs = F.leaky_relu(norm1d(pool1d(conv1d(outputs))))
         return outputs
 
-    def _first_block(self, waveforms: torch.Tensor, hop: int) -> torch.Tensor:
-        """Every window's ``pool(|conv(norm(x))|)``, from one convolution of the span the windows cover.
+    def _first_block(self, waveforms: torch.Tensor, hop: int) -> torch.Tensor | None:
+        """Every window's ``pool(|conv(norm(x))|)``, from one convolution of the span the windows cover; None when
+        the span holds a non-finite sample (pyannote's own path then keeps it to the windows that hold it).
 
         Per window and filter, ``conv(norm(x)) = a F + c`` with ``F`` the span's filtered signal and ``a``, ``c``
-        constant along time; so its maximum over a pooling window is ``a max F + c`` (``a min F + c`` when ``a`` is
-        negative), its minimum the other one, and the pooled absolute value the larger of the maximum and minus the
-        minimum. The running maximum and minimum of ``F`` are computed once on the span; each window reads them
-        at its own offset, every ``stride`` frames: nothing of the size of the first layer's output is made per
-        window.
+        constant along time; so over a pooling window its extremes are ``a max F + c`` and ``a min F + c`` (which
+        is which depends on the sign of ``a``), and the pooled absolute value is the larger of their absolute
+        values. The running maximum and minimum of ``F`` are computed once on the span; each window reads them at
+        its own offset, every ``stride`` frames: nothing of the size of the first layer's output is made per window.
         """
-        inner = self.inner
-        encoder, pool, norm = inner.conv1d[0], inner.pool1d[0], inner.wav_norm1d
+        encoder, pool, norm = self.conv1d[0], self.pool1d[0], self.wav_norm1d
         batch, _, window = waveforms.shape
         span = waveforms.as_strided((1, 1, (batch - 1) * hop + window), (0, 0, 1))
         # The span's mean taken out first keeps the cancellation between a F and c small for audio with an offset.
         offset = span.mean()
+        if not torch.isfinite(offset):
+            return None
         filters = encoder.get_filters()  # (filters, 1, taps)
         filtered = F.conv1d(span - offset, filters, stride=encoder.stride)[0]  # (filters, span frames)
         highest = F.max_pool1d(filtered[None], pool.kernel_size, stride=1)[0]
@@ -89,16 +78,17 @@ class SharedFirstConvSincNet(nn.Module):
         shift = hop // encoder.stride  # frames between consecutive windows
 
         def per_window(running: torch.Tensor) -> torch.Tensor:  # (batch, filters, pooled): window w from w * shift
-            return running.as_strided((batch, running.shape[0], pooled), (shift, running.stride(0), pool.stride))
+            along = running.stride(1)
+            return running.as_strided(
+                (batch, running.shape[0], pooled), (shift * along, running.stride(0), pool.stride * along)
+            )
 
         scale = norm.weight / torch.sqrt(waveforms.var(dim=-1, unbiased=False) + norm.eps)  # a: (batch, 1)
         # c: (batch, filters)
         constant = (norm.bias - scale * (waveforms.mean(dim=-1) - offset)) * filters.sum(dim=(1, 2))
-        if float(norm.weight) < 0:  # a < 0 swaps which of max F and min F gives the maximum
-            highest, lowest = lowest, highest
         top = torch.addcmul(constant[:, :, None], per_window(highest), scale[:, :, None])
         bottom = torch.addcmul(constant[:, :, None], per_window(lowest), scale[:, :, None])
-        return torch.maximum(top, bottom.neg_())
+        return torch.maximum(top.abs_(), bottom.abs_())
 
 
 def _window_hop(waveforms: torch.Tensor) -> int | None:
@@ -115,27 +105,21 @@ def _window_hop(waveforms: torch.Tensor) -> int | None:
 
 
 def share_first_convolution(model: Any) -> bool:
-    """Give a pyannote segmentation model (PyanNet) a :class:`SharedFirstConvSincNet`; whether it could.
-
-    Models without pyannote's SincNet front end (or with a first layer this rewrite does not cover: padding, a
-    pseudo-inverse or a non-identity analysis step) are left as they are.
+    """Make a pyannote segmentation model's (PyanNet's) ``SincNet`` a :class:`SharedFirstConvSincNet`; whether it
+    could. Models whose front end is not pyannote's own ``SincNet`` (a subclass, another block), or whose first layer
+    this rewrite does not cover (padding, a pseudo-inverse, a non-identity analysis step, other pooling), are left
+    as they are.
     """
     sincnet = getattr(model, "sincnet", None)
     if isinstance(sincnet, SharedFirstConvSincNet):
         return True
-    if not _is_plain_sincnet(sincnet):
+    if type(sincnet) is not SincNet or not _is_plain_first_layer(sincnet):
         return False
-    model.sincnet = SharedFirstConvSincNet(sincnet)
+    sincnet.__class__ = SharedFirstConvSincNet
     return True
 
 
-def _is_plain_sincnet(sincnet: Any) -> bool:
-    try:
-        from asteroid_filterbanks.enc_dec import Encoder, Filterbank
-    except ImportError:  # pyannote without asteroid: not the SincNet this covers
-        return False
-    if sincnet is None or not all(hasattr(sincnet, name) for name in ("wav_norm1d", "conv1d", "pool1d", "norm1d")):
-        return False
+def _is_plain_first_layer(sincnet: SincNet) -> bool:
     encoder = sincnet.conv1d[0]
     if not isinstance(encoder, Encoder) or encoder.is_pinv or encoder.padding != 0 or not encoder.as_conv1d:
         return False

@@ -26,7 +26,6 @@ import torch
 from bwc.audio import SAMPLE_RATE
 from bwc.config import VadConfig
 from bwc.records import SpeechRegion
-from models.sincnet import share_first_convolution
 
 # silero_vad.model calls torch.set_num_threads(1) when it is imported: whisper and pyannote in the same process would
 # run on one thread whatever the actor was given (measured: bwc run --executor local on 2 cores used one). Put back.
@@ -141,6 +140,8 @@ class SegmentationVad:
 
     def __init__(self, config: VadConfig, checkpoint: Path, device: str = "cpu") -> None:
         from pyannote.audio import Inference, Model
+
+        from models.sincnet import share_first_convolution
 
         self.config = config
         self.checkpoint = checkpoint

@@ -67,9 +67,15 @@ def _compare(first: tuple[Word, ...], second: tuple[Word, ...]) -> tuple[int, in
 
 # Greedy (bwc's default): the same search in both, so the same tokens (measured: 1049 of 1049 words, times within
 # 0.02 s). Beams (``whisper.beam_size: 5``): each engine's own beam search, which may keep another of two near-equal
-# timestamp tokens (measured: 1052 of 1071 words, 2 words' times 0.06 and 0.08 s apart, every other within 0.03 s).
-@pytest.mark.parametrize(("beam_size", "max_late_s"), [(None, MAX_TIME_DIFFERENCE_S), (5, 2 * MAX_TIME_DIFFERENCE_S)])
-def test_engines_write_the_same_words_on_the_same_weights(beam_size: int | None, max_late_s: float) -> None:
+# timestamp tokens (measured: 1052 of 1071 words, 98.2%, so 97% is asked; 2 words' times 0.06 and 0.08 s apart, every
+# other within 0.03 s).
+@pytest.mark.parametrize(
+    ("beam_size", "min_identical", "max_late_s"),
+    [(None, MIN_IDENTICAL, MAX_TIME_DIFFERENCE_S), (5, MIN_IDENTICAL - 0.01, 2 * MAX_TIME_DIFFERENCE_S)],
+)
+def test_engines_write_the_same_words_on_the_same_weights(
+    beam_size: int | None, min_identical: float, max_late_s: float
+) -> None:
     ct2, checkpoint = _weights()
     chunks = _utterances()
     config = WhisperConfig(model="tiny.en", language="en", compute_type="float32", beam_size=beam_size)
@@ -84,7 +90,7 @@ def test_engines_write_the_same_words_on_the_same_weights(beam_size: int | None,
         both, either, late = _compare(by_openai.get(chunk.key, ()), by_ct2.get(chunk.key, ()))
         same, total, differences = same + both, total + either, differences + late
     assert total > 900  # every utterance was transcribed (1049 words)
-    assert same / total >= MIN_IDENTICAL, f"{same}/{total} identical words"
+    assert same / total >= min_identical, f"{same}/{total} identical words"
     within = np.mean(np.asarray(differences) <= MAX_TIME_DIFFERENCE_S)
     assert within >= 0.99, f"only {within:.1%} of shared words within {MAX_TIME_DIFFERENCE_S} s"
     assert max(differences) <= max_late_s, f"a word's time differs by {max(differences):.2f} s"

@@ -41,20 +41,40 @@ def _slide(model, audio: np.ndarray, step: float, batch_size: int) -> np.ndarray
     return inference({"waveform": torch.from_numpy(audio)[None], "sample_rate": SAMPLE_RATE}).data
 
 
+def _count_shared_blocks(sincnet: SharedFirstConvSincNet, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The hops of the batches that went through the shared first block (not only through ``forward``)."""
+    hops: list[int] = []
+    first_block = sincnet._first_block
+
+    def counted(waveforms: torch.Tensor, hop: int) -> torch.Tensor | None:
+        hops.append(hop)
+        return first_block(waveforms, hop)
+
+    monkeypatch.setattr(sincnet, "_first_block", counted)
+    return hops
+
+
 @pytest.mark.parametrize("which", ["tiny", "starter"])
-def test_shared_first_convolution_gives_pyannotes_numbers(which: str, request: pytest.FixtureRequest) -> None:
+def test_shared_first_convolution_gives_pyannotes_numbers(
+    which: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
     directory = request.getfixturevalue("tiny_models" if which == "tiny" else "starter_models")
     original = _segmentation_model(directory)
     shared = copy.deepcopy(original)
+    keys = list(shared.state_dict())
     assert share_first_convolution(shared)
-    assert isinstance(shared.sincnet, SharedFirstConvSincNet)
-    assert share_first_convolution(shared)  # a second call leaves it wrapped once
-    assert not isinstance(shared.sincnet.inner, SharedFirstConvSincNet)
+    assert type(shared.sincnet) is SharedFirstConvSincNet
+    assert share_first_convolution(shared)  # a second call changes nothing
+    assert list(shared.state_dict()) == keys  # same parameters under the same names: checkpoints load as before
+    shared.load_state_dict(original.state_dict(), strict=True)
+    fields = [(f.start, f.duration, f.step) for f in (shared.receptive_field, original.receptive_field)]
+    assert fields[0] == fields[1] and shared.num_frames(80000) == original.num_frames(80000)
 
-    calls: list[int | None] = []
-    shared.sincnet.register_forward_pre_hook(lambda module, args: calls.append(_window_hop(args[0])))
-    # diarization's 0.5 s hop and the VAD's 1 s; a DC offset; a last window pyannote pads (the original path)
-    for seconds, step, batch, offset in ((23.3, 0.5, 16, 0.0), (31.0, 1.0, 32, 0.3), (12.0, 1.0, 3, 0.0)):
+    hops = _count_shared_blocks(shared.sincnet, monkeypatch)
+    seen: list[int | None] = []
+    shared.sincnet.register_forward_pre_hook(lambda module, args: seen.append(_window_hop(args[0])))
+    # diarization's 0.5 s hop and the VAD's 1 s; a DC offset; 12.3 s ends in a window pyannote pads (original path)
+    for seconds, step, batch, offset in ((23.3, 0.5, 16, 0.0), (31.0, 1.0, 32, 0.3), (12.3, 1.0, 3, 0.0)):
         audio = _speechlike(seconds, seed=int(seconds), offset=offset)
         expected = _slide(original, audio, step, batch)
         got = _slide(shared, audio, step, batch)
@@ -62,20 +82,46 @@ def test_shared_first_convolution_gives_pyannotes_numbers(which: str, request: p
         # float32: the original's own rounding in the first layer (about 3e-6 of its range, against 4e-7 for the
         # shared path, both measured against float64) grows through four LSTM layers to about 2e-4 here
         np.testing.assert_allclose(got, expected, atol=1e-3)
-    assert {round(step * SAMPLE_RATE) for step in (0.5, 1.0)} <= set(calls)  # the shared path did run
-    assert None in calls  # and the single padded last windows took the original one
+    assert {round(step * SAMPLE_RATE) for step in (0.5, 1.0)} <= set(hops)  # the shared block did run
+    assert None in seen  # and the single padded last windows took pyannote's path
 
 
+# The starter checkpoint's waveform normalisation has a negative weight (-0.008) and a bias (0.31); the tiny one
+# pyannote's defaults (1 and 0): both signs are checked here, whatever is installed.
 @pytest.mark.parametrize("hop_s", [0.5, 1.0])
-def test_in_float64_both_paths_agree_to_rounding(hop_s: float, tiny_models: Path) -> None:
+@pytest.mark.parametrize(("weight", "bias"), [(1.0, 0.0), (0.7, 0.3), (-0.5, 0.3)])
+def test_in_float64_both_paths_agree_to_rounding(
+    hop_s: float, weight: float, bias: float, tiny_models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     original = _segmentation_model(tiny_models).sincnet.double()
-    shared = SharedFirstConvSincNet(copy.deepcopy(original))
+    with torch.no_grad():
+        original.wav_norm1d.weight.fill_(weight)
+        original.wav_norm1d.bias.fill_(bias)
+    holder = torch.nn.Module()
+    holder.sincnet = copy.deepcopy(original)
+    assert share_first_convolution(holder)
+    hops = _count_shared_blocks(holder.sincnet, monkeypatch)
     audio = torch.from_numpy(_speechlike(21.0, seed=4, offset=0.1)).double()[None]
     window, hop = 5 * SAMPLE_RATE, round(hop_s * SAMPLE_RATE)
     windows = audio.unfold(1, window, hop).permute(1, 0, 2)[3:12]
     assert _window_hop(windows) == hop
     with torch.inference_mode():
-        torch.testing.assert_close(shared(windows), original(windows), rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(holder.sincnet(windows), original(windows), rtol=1e-9, atol=1e-9)
+    assert hops == [hop]
+
+
+def test_a_non_finite_sample_stays_in_its_own_windows(tiny_models: Path) -> None:
+    original = _segmentation_model(tiny_models).sincnet
+    holder = torch.nn.Module()
+    holder.sincnet = copy.deepcopy(original)
+    assert share_first_convolution(holder)
+    audio = torch.from_numpy(_speechlike(14.0, seed=5))[None]
+    audio[0, 100] = float("nan")  # in the first window only
+    windows = audio.unfold(1, 5 * SAMPLE_RATE, SAMPLE_RATE).permute(1, 0, 2)
+    with torch.inference_mode():
+        got, expected = holder.sincnet(windows), original(windows)
+    assert torch.isfinite(got[1:]).all()
+    torch.testing.assert_close(got[1:], expected[1:])
 
 
 def test_only_overlapping_views_of_one_recording_take_the_shared_path() -> None:
