@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
@@ -31,6 +32,8 @@ SAMPLE_RATE = 16_000  # every stage after decoding works on 16 kHz mono float32
 HASH_BLOCK_BYTES = 4 * 1024 * 1024  # read size for SHA-256 of originals
 DEFAULT_BLOCK_S = 30.0  # decode block length; 30 s is whisper's window
 PROBE_TIMEOUT_S = 60.0  # ffprobe on a damaged file can hang on some containers
+SCRATCH_PREFIX = "bwc-pcm-"  # scratch files: bwc-pcm-<host>-<pid>-<random>.f32, so that a dead writer's can be found
+SCRATCH_SUFFIX = ".f32"
 
 
 class AudioError(RecordingError):
@@ -218,7 +221,7 @@ def decode_to_scratch(
     >>> with decode_to_scratch("stop.mp4", on_block=lambda block, start: None) as decoded:   # doctest: +SKIP
     ...     first_minute = decoded.read(0.0, 60.0)
     """
-    handle, name = tempfile.mkstemp(prefix="bwc-pcm-", suffix=".f32", dir=scratch_dir)
+    handle, name = tempfile.mkstemp(prefix=_scratch_prefix(), suffix=SCRATCH_SUFFIX, dir=scratch_dir)
     scratch = Path(name)
     samples = 0
     try:
@@ -238,6 +241,57 @@ def decode_to_scratch(
         scratch.unlink(missing_ok=True)
         raise
     return DecodedAudio(scratch, samples)
+
+
+def _scratch_prefix(pid: int | None = None) -> str:
+    # "-" in a host name is harmless: the pid is read after the exact prefix of this host (sweep_stale_scratch)
+    return f"{SCRATCH_PREFIX}{socket.gethostname()}-{os.getpid() if pid is None else pid}-"
+
+
+def sweep_stale_scratch(scratch_dir: str | Path | None = None) -> list[Path]:
+    """Delete the scratch files that processes of this host which no longer run left in ``scratch_dir``.
+
+    A worker killed while it held a recording (out of memory, a node's shutdown, ``kill -9``) cannot delete its
+    scratch file (230 MB per hour of audio); this is run when a speech stage starts. Only files named by
+    :func:`decode_to_scratch` on this host are considered, and only those whose process is gone: a scratch directory
+    shared by several nodes or several live workers loses nothing it still needs.
+
+    Returns
+    -------
+    list[Path]
+        The files deleted.
+    """
+    directory = Path(scratch_dir) if scratch_dir is not None else Path(tempfile.gettempdir())
+    mine = f"{SCRATCH_PREFIX}{socket.gethostname()}-"
+    removed = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return []
+    for entry in entries:
+        if not (entry.name.startswith(mine) and entry.name.endswith(SCRATCH_SUFFIX) and entry.is_file()):
+            continue
+        pid_text = entry.name[len(mine) :].split("-", 1)[0]
+        if not pid_text.isdigit() or _process_runs(int(pid_text)):
+            continue
+        try:
+            os.unlink(entry.path)
+        except OSError:  # gone already, or not ours to delete
+            continue
+        removed.append(Path(entry.path))
+    return removed
+
+
+def _process_runs(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it runs
+        return True
+    return True
 
 
 def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int = SAMPLE_RATE, *args: str) -> None:

@@ -29,6 +29,7 @@ Example
 
 from __future__ import annotations
 
+import logging
 import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Sequence
@@ -42,7 +43,7 @@ import numpy as np
 import torch
 
 from bwc.acoustics import FLOOR_PERCENTILE, SILENCE_DB, frame_levels_db, measure_span
-from bwc.audio import SAMPLE_RATE, decode_to_scratch
+from bwc.audio import SAMPLE_RATE, decode_to_scratch, sweep_stale_scratch
 from bwc.config import BwcConfig
 from bwc.records import Diarization, Recording, RecordingError, SpeechRegion, SpeechResult, StageTimings, Word
 from bwc.transcript import assign_speakers, build_utterances
@@ -52,6 +53,7 @@ from models.forward_clock import ForwardClock
 from models.locate import ResolvedModels
 from models.vad import VoiceActivityDetector, load_vad, merge_regions, pack_regions
 
+LOG = logging.getLogger(__name__)
 WINDOW_S = 30.0  # whisper's window: packed speech per chunk
 LEVEL_SPAN_S = 60.0  # level meter span: bounds the frames it holds at once
 TRUNCATED_MIN_S = 2.0  # audio this much shorter than its container says (and ...
@@ -172,6 +174,11 @@ class SpeechStage:
 
     def __init__(self, config: BwcConfig, models: ResolvedModels, device: str = "cpu") -> None:
         self.config = config
+        stale = sweep_stale_scratch(config.run.scratch_dir)  # left by workers killed mid-recording
+        if stale:
+            LOG.warning(
+                "removed %d scratch files left by processes that no longer run (%s)", len(stale), stale[0].parent
+            )
         # Scanning (decode + VAD) runs ahead in a thread only on a GPU, where it overlaps the GPU's work. On CPU the
         # two compete for the same cores, and torch running in two threads makes two OpenMP teams: libgomp, counting
         # more threads than CPUs, then stops spin-waiting in every team (measured on 2 cores: the segmentation VAD

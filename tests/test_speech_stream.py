@@ -154,3 +154,43 @@ def _models(stage: SpeechStage):  # type: ignore[no-untyped-def]
     from models.locate import ResolvedModels
 
     return ResolvedModels.resolve(stage.config)
+
+
+def test_scratch_files_of_processes_that_ended_are_swept_and_no_others(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from bwc.audio import SCRATCH_PREFIX, sweep_stale_scratch
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(ended.stdout)
+    host = socket.gethostname()
+    files = {
+        "dead": tmp_path / f"{SCRATCH_PREFIX}{host}-{dead_pid}-abc123.f32",  # its writer was killed
+        "alive": tmp_path / f"{SCRATCH_PREFIX}{host}-{os.getpid()}-def456.f32",  # this process: in use
+        "parent": tmp_path / f"{SCRATCH_PREFIX}{host}-{os.getppid()}-ghi789.f32",  # another live process
+        "other host": tmp_path / f"{SCRATCH_PREFIX}{host}x-{dead_pid}-jkl012.f32",  # a node sharing the directory
+        "old name": tmp_path / f"{SCRATCH_PREFIX}mno345.f32",  # before names held the pid: cannot tell
+        "not ours": tmp_path / f"{host}-{dead_pid}-recording.f32",
+    }
+    for path in files.values():
+        path.write_bytes(b"\0" * 16)
+    assert sweep_stale_scratch(tmp_path) == [files["dead"]]
+    assert {name for name, path in files.items() if path.exists()} == set(files) - {"dead"}
+    assert sweep_stale_scratch(tmp_path / "missing") == []
+
+
+def test_scratch_file_names_carry_host_and_process(tmp_path: Path) -> None:
+    import os
+    import socket
+
+    from bwc.audio import sweep_stale_scratch, write_audio
+
+    path = tmp_path / "tone.wav"
+    write_audio(path, tone(1.0))
+    with decode_to_scratch(path, tmp_path) as decoded:
+        assert decoded.path.name.startswith(f"bwc-pcm-{socket.gethostname()}-{os.getpid()}-")
+        assert sweep_stale_scratch(tmp_path) == []  # its writer (this process) runs: kept
+        assert decoded.path.exists()
