@@ -10,7 +10,9 @@ nodes share one catalog) when configured. Five tables:
   model versions that produced the output, and the run that did it;
 - ``runs``: every run, when it started and ended, on which host and process, and how it ended;
 - ``custody_heads``: per original, how many entries its custody log has and the hash of the last one
-  (:mod:`bwc.custody`), so that a log cut short or deleted whole no longer matches.
+  (:mod:`bwc.custody`), so that a log cut short or deleted whole no longer matches;
+- ``custody_pending``: the entry an append is writing, recorded before the log is written, so that an append
+  stopped half-way is completed by the next one.
 
 Example
 -------
@@ -94,6 +96,17 @@ class CustodyHeadRow(_Base):
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)  # the original
     entries: Mapped[int] = mapped_column(Integer)  # entries in its log
     head: Mapped[str] = mapped_column(String(64))  # hash of the last entry
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CustodyPendingRow(_Base):
+    """An entry about to be added to one original's custody log (written before the log, removed with the head's
+    move), so that an append stopped between the two (kill -9, power loss) is completed, not taken for tampering."""
+
+    __tablename__ = "custody_pending"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)  # the original
+    entries: Mapped[int] = mapped_column(Integer)  # entries in its log once the entry is written
+    head: Mapped[str] = mapped_column(String(64))  # hash of the entry being written
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -238,6 +251,34 @@ class Catalog:
     def set_custody_head(self, sha256: str, entries: int, head: str) -> None:
         with Session(self.engine) as session, session.begin():
             session.merge(CustodyHeadRow(sha256=sha256, entries=entries, head=head, updated_at=_now()))
+
+    def custody_pending(self, sha256: str) -> tuple[int, str] | None:
+        """(entries, hash) of the entry an append began to write to an original's log; None when none is under way."""
+        with Session(self.engine) as session:
+            row = session.get(CustodyPendingRow, sha256)
+            return (row.entries, row.head) if row else None
+
+    def custody_pendings(self) -> dict[str, tuple[int, str]]:
+        with Session(self.engine) as session:
+            return {row.sha256: (row.entries, row.head) for row in session.scalars(select(CustodyPendingRow))}
+
+    def set_custody_pending(self, sha256: str, entries: int, head: str) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.merge(CustodyPendingRow(sha256=sha256, entries=entries, head=head, updated_at=_now()))
+
+    def clear_custody_pending(self, sha256: str) -> None:
+        with Session(self.engine) as session, session.begin():
+            row = session.get(CustodyPendingRow, sha256)
+            if row is not None:
+                session.delete(row)
+
+    def complete_custody_append(self, sha256: str, entries: int, head: str) -> None:
+        """Move the head to the entry just written and drop its pending row, in one transaction."""
+        with Session(self.engine) as session, session.begin():
+            session.merge(CustodyHeadRow(sha256=sha256, entries=entries, head=head, updated_at=_now()))
+            row = session.get(CustodyPendingRow, sha256)
+            if row is not None:
+                session.delete(row)
 
     def custody_heads(self) -> dict[str, tuple[int, str]]:
         with Session(self.engine) as session:

@@ -124,7 +124,12 @@ class CustodyLog:
             fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
             seq, prev = _last_entry(handle, path, sha256)
             head = self.catalog.custody_head(sha256)
-            if (head or (0, sha256)) != (seq, prev):
+            pending = self.catalog.custody_pending(sha256)
+            if (head or (0, sha256)) != (seq, prev) and pending == (seq, prev):
+                # An append stopped between writing its entry and moving the head (kill -9, power loss): the log
+                # ends at exactly the entry the catalog recorded it was writing, so the head moves there now.
+                self.catalog.complete_custody_append(sha256, seq, prev)
+            elif (head or (0, sha256)) != (seq, prev):
                 expected = f"entry {head[0]} ({head[1][:12]})" if head else "no entries"
                 found = f"entry {seq} ({prev[:12]})" if seq else "no entries"
                 raise CustodyError(
@@ -140,10 +145,13 @@ class CustodyLog:
                 "prev": prev,
             }
             entry["hash"] = entry_hash(entry)
+            # Write-ahead: the catalog names the entry before the log holds it (a stop before the write leaves a
+            # pending row the next append replaces; a stop after it, a log the next append recognises).
+            self.catalog.set_custody_pending(sha256, entry["seq"], entry["hash"])
             handle.write((json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
-            self.catalog.set_custody_head(sha256, entry["seq"], entry["hash"])
+            self.catalog.complete_custody_append(sha256, entry["seq"], entry["hash"])
         return entry
 
     def entries(self, sha256: str) -> list[dict[str, Any]]:
@@ -182,6 +190,7 @@ def verify_custody(store_root: Path, catalog: Catalog) -> CustodyReport:
     and that every original the catalog knows has a log."""
     folder = Path(store_root) / CUSTODY_DIR
     heads = catalog.custody_heads()
+    pendings = catalog.custody_pendings()
     problems: list[CustodyProblem] = []
     logs = entries = 0
     seen: set[str] = set()
@@ -192,7 +201,7 @@ def verify_custody(store_root: Path, catalog: Catalog) -> CustodyReport:
         sha256 = path.stem
         seen.add(sha256)
         logs += 1
-        found, log_problems = _verify_log(path, sha256, heads.get(sha256))
+        found, log_problems = _verify_log(path, sha256, heads.get(sha256), pendings.get(sha256))
         entries += found
         problems += log_problems
     for sha256 in sorted(set(heads) - seen):
@@ -206,7 +215,11 @@ def verify_custody(store_root: Path, catalog: Catalog) -> CustodyReport:
     return CustodyReport(logs=logs, entries=entries, problems=tuple(problems), seal=seal.hexdigest())
 
 
-def _verify_log(path: Path, sha256: str, head: tuple[int, str] | None) -> tuple[int, list[CustodyProblem]]:
+def _verify_log(
+    path: Path, sha256: str, head: tuple[int, str] | None, pending: tuple[int, str] | None = None
+) -> tuple[int, list[CustodyProblem]]:
+    """Entries in one log and what is wrong with it; a log that ends at the entry an interrupted append recorded it
+    was writing (``pending``) is whole: the next append moves the head to it."""
     problems: list[CustodyProblem] = []
 
     def problem(seq: int | None, text: str) -> None:
@@ -238,7 +251,9 @@ def _verify_log(path: Path, sha256: str, head: tuple[int, str] | None) -> tuple[
                             "reordered or edited")  # fmt: skip
         prev = entry["hash"]
     count = len(lines)
-    if head is None:
+    if pending is not None and pending == (count, prev) and (head or (0, sha256))[0] == count - 1:
+        pass  # an append stopped after writing its entry: completed by the next append
+    elif head is None:
         problem(None, "the catalog has no head for this log: made outside bwc")
     elif head != (count, prev):
         problem(None, f"log ends at entry {count} ({prev[:12]}) but the catalog's head is entry {head[0]} "

@@ -456,3 +456,42 @@ def test_a_benchmark_setting_with_a_typo_is_refused_naming_it(setting: str, reas
         "vad": {"step_s": 2.5},
         "whisper": {"engine": "openai"},
     }
+
+
+def test_an_append_stopped_half_way_is_completed_and_an_outside_append_is_not(tmp_path: Path) -> None:
+    """kill -9 between writing a custody entry and moving the catalog's head (the next run found the log "changed
+    outside bwc" and refused the recording) is completed by the next append; an entry added by anyone else is not."""
+    import hashlib
+
+    from bwc.custody import INGESTED, PROCESSED, CustodyError, entry_hash, verify_custody
+
+    store = tmp_path / "store"
+    store.mkdir()
+    catalog = Catalog.for_store(store)
+    log = CustodyLog(store, catalog)
+    sha256 = hashlib.sha256(b"an original").hexdigest()
+    catalog.add_original(sha256, str(tmp_path / "EV1.wav"))
+    first = log.append(sha256, INGESTED, "test@host", path="EV1.wav")
+    second = log.append(sha256, PROCESSED, "test@host", stage="speech")
+    # As a kill after the write leaves it: the log holds entry 2, the catalog's head is entry 1, entry 2 pending.
+    catalog.set_custody_head(sha256, 1, first["hash"])
+    catalog.set_custody_pending(sha256, 2, second["hash"])
+    assert verify_custody(store, catalog).problems == ()
+    third = log.append(sha256, PROCESSED, "test@host", stage="scoring")
+    assert third["seq"] == 3 and third["prev"] == second["hash"]
+    assert catalog.custody_head(sha256) == (3, third["hash"]) and catalog.custody_pending(sha256) is None
+
+    # A kill before the write: a pending row, nothing in the log; the next append replaces it.
+    catalog.set_custody_pending(sha256, 4, "0" * 64)
+    fourth = log.append(sha256, PROCESSED, "test@host", stage="flags")
+    assert fourth["seq"] == 4 and catalog.custody_pending(sha256) is None
+
+    # Someone appends a well-formed, correctly chained entry without bwc: still refused, still reported.
+    forged = {"seq": 5, "at": "2026-12-01T00:00:00+00:00", "event": PROCESSED, "actor": "someone@else",
+              "detail": {}, "prev": fourth["hash"]}  # fmt: skip
+    forged["hash"] = entry_hash(forged)
+    with open(log.path(sha256), "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(forged, separators=(",", ":")) + "\n")
+    with pytest.raises(CustodyError, match="changed outside bwc"):
+        log.append(sha256, PROCESSED, "test@host", stage="flags")
+    assert any("added outside bwc" in p.problem for p in verify_custody(store, catalog).problems)

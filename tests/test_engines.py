@@ -67,8 +67,8 @@ def _compare(first: tuple[Word, ...], second: tuple[Word, ...]) -> tuple[int, in
 
 # Greedy (bwc's default): the same search in both, so the same tokens (measured: 1049 of 1049 words, times within
 # 0.02 s). Beams (``whisper.beam_size: 5``): each engine's own beam search, which may keep another of two near-equal
-# timestamp tokens (measured: 1052 of 1071 words, 98.2%, so 97% is asked; 2 words' times 0.06 and 0.08 s apart, every
-# other within 0.03 s).
+# timestamp tokens (measured on all 56: 1052 of 1071 words, 98.2%, so 97% is asked; 2 words' times 0.06 and 0.08 s
+# apart, every other within 0.03 s).
 @pytest.mark.parametrize(
     ("beam_size", "min_identical", "max_late_s"),
     [(None, MIN_IDENTICAL, MAX_TIME_DIFFERENCE_S), (5, MIN_IDENTICAL - 0.01, 2 * MAX_TIME_DIFFERENCE_S)],
@@ -77,7 +77,8 @@ def test_engines_write_the_same_words_on_the_same_weights(
     beam_size: int | None, min_identical: float, max_late_s: float
 ) -> None:
     ct2, checkpoint = _weights()
-    chunks = _utterances()
+    # beams: the first 20 utterances (374 words, all identical, measured), to keep the suite's time; greedy: all 56
+    chunks = _utterances()[: 20 if beam_size else None]
     config = WhisperConfig(model="tiny.en", language="en", compute_type="float32", beam_size=beam_size)
     openai = WhisperTranscriber(config, checkpoint)
     fast = WhisperTranscriber(config, ct2)
@@ -89,7 +90,7 @@ def test_engines_write_the_same_words_on_the_same_weights(
     for chunk in chunks:
         both, either, late = _compare(by_openai.get(chunk.key, ()), by_ct2.get(chunk.key, ()))
         same, total, differences = same + both, total + either, differences + late
-    assert total > 900  # every utterance was transcribed (1049 words)
+    assert total > (300 if beam_size else 900)  # every utterance was transcribed (374 / 1049 words)
     assert same / total >= min_identical, f"{same}/{total} identical words"
     within = np.mean(np.asarray(differences) <= MAX_TIME_DIFFERENCE_S)
     assert within >= 0.99, f"only {within:.1%} of shared words within {MAX_TIME_DIFFERENCE_S} s"
