@@ -125,7 +125,8 @@ class CustodyLog:
             seq, prev = _last_entry(handle, path, sha256)
             head = self.catalog.custody_head(sha256)
             pending = self.catalog.custody_pending(sha256)
-            if (head or (0, sha256)) != (seq, prev) and pending == (seq, prev):
+            behind = (head or (0, sha256))[0] == seq - 1  # the head one entry short of the log, as the stop left it
+            if (head or (0, sha256)) != (seq, prev) and pending == (seq, prev) and behind:
                 # An append stopped between writing its entry and moving the head (kill -9, power loss): the log
                 # ends at exactly the entry the catalog recorded it was writing, so the head moves there now.
                 self.catalog.complete_custody_append(sha256, seq, prev)
