@@ -4,7 +4,9 @@ Exit status of ``bwc run`` and ``bwc rescore``: 0 every file processed; 3 the ru
 (see ``STORE/failures``); 4 an original changed or disappeared during the run, or a custody log could not be
 extended (chain of custody: see ``STORE/failures``, stage ``custody``); 1 the run itself failed (missing models, bad
 configuration, another run holding the store, a pass that kept losing nodes: what it did not finish stays pending
-for the next run); 2 usage error. ``bwc audit verify``: 0 every custody log intact, 4 tampering or damage found.
+for the next run); 2 usage error or bad input. ``bwc audit verify``: 0 every custody log and the review audit log
+intact, 4 tampering or damage found. ``bwc score``: 0 scored; 2 the transcript table was refused (one line names
+the file, row, column and problem, and nothing was written); 1 anything else failed.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
+EXIT_BAD_INPUT = 2  # usage error, or input refused (`bwc score`: the table, with file, row and column)
 EXIT_SOME_FILES_FAILED = 3
 EXIT_CUSTODY = 4
 
@@ -241,16 +244,21 @@ def score(
     models: ModelsOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Score transcripts a department already has: respect, acts, behaviours and escalation per encounter."""
+    """Score transcripts a department already has: respect, acts, behaviours and escalation per encounter.
+
+    Exit status: 0 scored; 2 the table was refused (one line names the file, row, column and problem; nothing is
+    written); 1 anything else failed (configuration, models).
+    """
     from bwc.config import load_config
     from bwc.store import Store
     from models.locate import ModelNotFoundError
-    from scoring.table import TranscriptTableError, read_transcripts
+    from scoring.table import TranscriptTableError, read_transcripts, store_recording_ids
 
     started = time.perf_counter()
     try:
         effective = load_config(models, config)
-        encounters = read_transcripts(table)
+        # Every row is validated before a model loads or the store is touched: a refused table leaves no trace.
+        encounters = read_transcripts(table, effective.scoring, store_recording_ids(store))
         stage = _scoring_stage(effective)
         scored = stage(encounters)
         part = _file_digest(table)
@@ -258,7 +266,11 @@ def score(
         from pipelines.flagging import flag_and_clip
 
         flagging = flag_and_clip(store, effective)
-    except (TranscriptTableError, ModelNotFoundError, FileNotFoundError, ValueError, RuntimeError) as error:
+    except TranscriptTableError as error:
+        # emoji=False: a table's value like ":x:" is quoted as written, not drawn.
+        console.print(f"error: {error}", markup=False, highlight=False, emoji=False, soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except (ModelNotFoundError, FileNotFoundError, ValueError, RuntimeError) as error:
         console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_RUN_FAILED) from None
     n_officer = sum(e.encounter.n_officer_utterances for e in scored)
@@ -343,19 +355,17 @@ def review_audit(
     out: Annotated[Path, typer.Option("--out", help="CSV file to write the whole audit log to.")],
     config: ConfigOption = None,
 ) -> None:
-    """Export the review app's audit log as CSV (oldest first)."""
-    import csv
-
+    """Export the review app's audit log as CSV (oldest first; cells that would start a spreadsheet formula are
+    prefixed with an apostrophe)."""
     from bwc.config import load_config
+    from bwc.review.audit import write_csv
     from bwc.review.db import AUDIT_COLUMNS, ReviewDatabase
 
     effective = load_config(None, config)
     database = ReviewDatabase.for_store(store, effective.review.database_url)
     entries = list(reversed(database.audit_entries()))
     with open(out, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(AUDIT_COLUMNS)
-        writer.writerows([getattr(entry, column) for column in AUDIT_COLUMNS] for entry in entries)
+        write_csv(handle, AUDIT_COLUMNS, ([getattr(entry, column) for column in AUDIT_COLUMNS] for entry in entries))
     detail = f"{len(entries)} entries to {out} (command line)"
     database.audit("export_audit", "ok", 0, object="audit_log", detail=detail)
     console.print(f"{len(entries)} audit entries written to {out}", markup=False)
@@ -372,31 +382,55 @@ def audit_verify(
         bool, typer.Option("--originals", help="Also hash every original again and compare it with its log.")
     ] = False,
 ) -> None:
-    """Check every custody log: each entry's hash, the links between entries, the heads in the catalog."""
+    """Check every custody log (each entry's hash, the links between entries, the heads in the catalog) and the
+    review app's audit log (its keyed chain, its head, the database's rules)."""
     from bwc.catalog import Catalog
     from bwc.config import load_config
     from bwc.custody import CustodyLog, verify_custody
+    from bwc.review.db import REVIEW_DB_FILE, ReviewDatabase
 
-    catalog = Catalog.for_store(store, load_config(None, config).run.catalog_url)
+    effective = load_config(None, config)
+    catalog = Catalog.for_store(store, effective.run.catalog_url)
     try:
         report = verify_custody(store, catalog)
         changed = _check_originals(CustodyLog(store, catalog), catalog) if originals else []
     finally:
         catalog.close()
+    audit_report = None
+    if effective.review.database_url or (store / REVIEW_DB_FILE).exists():
+        database = ReviewDatabase.for_store(store, effective.review.database_url)
+        try:
+            audit_report = database.verify_audit()
+        finally:
+            database.close()
+    for problem in audit_report.problems if audit_report else ():
+        where = f" entry {problem.entry_id}" if problem.entry_id is not None else ""
+        console.print(
+            f"TAMPERED review audit log{where}: {problem.problem}", markup=False, highlight=False, soft_wrap=True
+        )
     for problem in report.problems:
         where = f" entry {problem.seq}" if problem.seq is not None else ""
         console.print(f"TAMPERED {problem.sha256}{where}: {problem.problem}", markup=False, highlight=False)
     for line in changed:
         console.print(f"CHANGED {line}", markup=False, highlight=False)
     verdict = "intact" if report.intact and not changed else "NOT intact"
+    audit_line = ""
+    if audit_report is not None:
+        audit_verdict = "intact" if audit_report.intact else "NOT intact"
+        audit_line = (
+            f"\nreview audit log, {audit_report.entries} entries: {audit_verdict}\n"
+            f"audit seal {audit_report.seal} (record it outside the store too)"
+        )
     console.print(
         f"{report.logs} custody logs, {report.entries} entries: {verdict}"
         + (f"; originals hashed again: {len(changed)} changed or missing" if originals else "")
-        + f"\nseal {report.seal} (record it outside the store to detect a rewrite later)",
+        + f"\nseal {report.seal} (record it outside the store to detect a rewrite later)"
+        + audit_line,
         markup=False,
         highlight=False,
     )
-    raise typer.Exit(EXIT_OK if report.intact and not changed else EXIT_CUSTODY)
+    intact = report.intact and not changed and (audit_report is None or audit_report.intact)
+    raise typer.Exit(EXIT_OK if intact else EXIT_CUSTODY)
 
 
 def _check_originals(custody: Any, catalog: Any) -> list[str]:

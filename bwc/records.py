@@ -18,9 +18,13 @@ Example
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
+# Encounter, recording and clip ids: what the review app accepts in a URL, and so what a transcript table may name
+# (an id it could not open would be scored but never reviewable; one like ``../x`` must never reach a path).
+RECORD_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 UNKNOWN_SPEAKER = "UNKNOWN"  # label for words in a recording where diarization found no speaker at all
 
 

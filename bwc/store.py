@@ -166,6 +166,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("score", pa.float64()),  # the flag's score: weighted department z-scores of shrunk components
             ("percentile", pa.float64()),  # of that score among all scored encounters in the store, 0..100
             ("reasons", pa.string()),  # "; "-joined reasons, with the words behind them
+            ("reasons_deidentified", pa.string()),  # the same reasons without any words (researchers' view)
             ("spans", pa.string()),  # JSON list: {utterance_id, recording_id, turn, start, end, why}
             ("recording_id", pa.string()),  # audio path only
             ("officer_id", pa.string()),

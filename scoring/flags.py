@@ -282,7 +282,8 @@ def compute_flags(
                     "flag": flag,
                     "score": float(row[f"{flag}_score"]),
                     "percentile": float(row[f"{flag}_percentile"]),
-                    "reasons": "; ".join(reasons),
+                    "reasons": "; ".join(text for text, _ in reasons),
+                    "reasons_deidentified": "; ".join(public for _, public in reasons),
                     "spans": json.dumps(kept, ensure_ascii=False),
                     "recording_id": _value(row.get("recording_id")),
                     "officer_id": _value(row.get("officer_id")),
@@ -350,9 +351,10 @@ def _z(values: pd.Series) -> pd.Series:
 
 def _poor_reasons(
     row: dict[str, Any], officer: pd.DataFrame, config: FlagsConfig, escalation_median: float
-) -> list[str]:
+) -> list[tuple[str, str]]:
     """Reasons for a poor flag, largest contribution first: components contributing at least
-    :data:`REASON_MIN_CONTRIBUTION`, and every hostile act present."""
+    :data:`REASON_MIN_CONTRIBUTION`, and every hostile act present. Each as (with the words, without them): the
+    de-identified text is built without the words, never by cutting them out of the other."""
     n = int(row["n_officer_utterances"])
     reasons = []
     for component in COMPONENTS:
@@ -362,32 +364,38 @@ def _poor_reasons(
             continue
         if component == "low_respect":
             text = f"respect {row['z_low_respect']:.1f} SD below the department mean (shrunk from {_count(n)})"
+            public = text
         elif component == "escalation":
             text = f"escalation signal {row['escalation']:.2f} (department median {escalation_median:.2f})"
+            public = text
         elif component == "command_before_reason":
             text = f"a command before any reason: '{row['command_words']}'"
+            public = "a command before any reason"
         else:
             said = officer[officer[f"act_{component}"]]
             quotes = _distinct([_quote(line, component) for line in said.to_dict("records")])
             shown = ", ".join(f"'{quote}'" for quote in quotes[:WORDS_QUOTED])
             text = f"{component}: {shown} (in {len(said)} of {_count(n)})"
-        reasons.append((contribution, text))
+            public = f"{component} (in {len(said)} of {_count(n)})"
+        reasons.append((contribution, text, public))
     reasons.sort(key=lambda item: -item[0])
-    return [text for _, text in reasons]
+    return [(text, public) for _, text, public in reasons]
 
 
-def _exemplary_reasons(row: dict[str, Any], officer: pd.DataFrame) -> list[str]:
-    """Respect above the mean, then each trained behaviour shown, with its words."""
+def _exemplary_reasons(row: dict[str, Any], officer: pd.DataFrame) -> list[tuple[str, str]]:
+    """Respect above the mean, then each trained behaviour shown, with its words; each as (with the words,
+    without them)."""
     reasons = []
     if row["respect_z"] > 0:
         n = int(row["n_officer_utterances"])
-        reasons.append(f"respect {row['respect_z']:.1f} SD above the department mean (shrunk from {_count(n)})")
+        text = f"respect {row['respect_z']:.1f} SD above the department mean (shrunk from {_count(n)})"
+        reasons.append((text, text))
     for name, acts in BEHAVIOUR_ACTS.items():
         if not row.get(f"pj_{name}"):
             continue
         quotes = _distinct([_quote(line, act) for act, line in _first_showing(officer, acts)])
         shown = " (" + ", ".join(f"'{quote}'" for quote in quotes) + ")" if quotes else ""
-        reasons.append(f"{BEHAVIOURS[name]}{shown}")
+        reasons.append((f"{BEHAVIOURS[name]}{shown}", BEHAVIOURS[name]))
     return reasons
 
 

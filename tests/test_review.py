@@ -104,8 +104,9 @@ def test_login_needs_the_right_password_and_its_own_csrf_token(review_server: Re
     )
     assert forged.status_code == 403
     entries = audit(review_server)
-    refused = entries[(entries.action == "login") & (entries.object == "user:tess") & (entries.outcome == "refused")]
-    assert len(refused) >= 2
+    refused = entries[(entries.action == "login") & (entries.outcome == "refused")]
+    assert (refused.object == "user:tess").any()  # the wrong password
+    assert refused.detail.str.contains("CSRF token missing").any()  # the forged post, refused before its body
 
 
 @pytest.mark.parametrize(
@@ -113,7 +114,7 @@ def test_login_needs_the_right_password_and_its_own_csrf_token(review_server: Re
     [
         ("tess", ["/queue", "/encounters/demo-002", "/exemplars"], ["/admin/users", "/admin/audit.csv"]),
         ("sam", ["/queue", "/encounters/demo-001", "/exemplars"], ["/admin/users", "/admin/audit"]),
-        ("rory", ["/queue", "/encounters/demo-002"], ["/exemplars", "/admin/users", "/admin/audit.csv"]),
+        ("rory", ["/queue"], ["/exemplars", "/admin/users", "/admin/audit.csv"]),
         ("ada", ["/admin/users", "/admin/audit", "/admin/audit.csv"], ["/queue", "/encounters/demo-002", "/exemplars"]),
     ],
 )  # fmt: skip
@@ -129,7 +130,10 @@ def test_researchers_see_pseudonyms_and_no_audio_or_words(review_server: ReviewS
     researcher, token = log_in(review_server, "rory")
     queue = researcher.get("/queue").text
     assert "B4712" not in queue and re.search(r"officer-[0-9a-f]{10}", queue)
-    page = researcher.get(f"/encounters/{review_server.poor}").text
+    assert review_server.poor not in queue and researcher.get(f"/encounters/{review_server.poor}").status_code == 404
+    pseudonyms = re.findall(r'href="/encounters/(encounter-[0-9a-f]{10})"', queue)
+    pages = [researcher.get(f"/encounters/{label}").text for label in pseudonyms]
+    page = next(text for text in pages if "poor" in text and "threat" in text)
     assert "<audio" not in page and "dude" not in page and "regret" not in page and "EV7002" not in page
     assert "words withheld" in page
     recording = review_server.recordings[review_server.poor]
@@ -321,7 +325,8 @@ def test_ten_failed_logins_lock_the_name_for_a_while(review_server: ReviewServer
         browser.post("/login", data={"username": "locky", "password": "wrong password!", "csrf_token": token})
     token = CSRF.search(browser.get("/login").text).group(1)
     answer = browser.post("/login", data={"username": "locky", "password": REVIEW_PASSWORD, "csrf_token": token})
-    assert "Too%20many%20failed%20logins" in answer.headers["location"]
+    assert answer.headers["location"].endswith("error=locked")
+    assert "Too many failed logins" in browser.get(answer.headers["location"]).text
     assert browser.get("/queue").status_code == 303
 
 

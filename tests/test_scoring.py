@@ -223,12 +223,13 @@ def test_bwc_score_writes_both_tables(tmp_path: Path) -> None:
 def test_bwc_score_reports_a_bad_table(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("encounter_id,speaker,text\nE1,A,hello\n")
     result = bwc("score", str(tmp_path / "bad.csv"), "--store", str(tmp_path / "store"))
-    assert result.returncode == 1
+    assert result.returncode == 2  # bad input (tests/test_score_input.py has every kind)
     assert "missing column(s) turn, role" in result.stderr
     (tmp_path / "roles.csv").write_text("encounter_id,turn,role,text\nE1,1,suspect,hello\n")
     result = bwc("score", str(tmp_path / "roles.csv"), "--store", str(tmp_path / "store"))
-    assert result.returncode == 1 and "role must be one of officer, civilian, other" in result.stderr
-    assert not (tmp_path / "store" / "utterance_scores").exists()
+    assert result.returncode == 2
+    assert "row 1, column role: must be one of officer, civilian, other, got 'suspect'" in result.stderr
+    assert not (tmp_path / "store").exists()
 
 
 def test_train_escalation_reports_cross_validated_auc(tmp_path: Path) -> None:

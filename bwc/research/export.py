@@ -46,7 +46,7 @@ import pyarrow.parquet as pq
 
 from bwc.catalog import Catalog
 from bwc.custody import RESEARCH_EXPORTED, CustodyError, CustodyLog, actor
-from bwc.pseudonym import DEFAULT_KEY_FILE, PREFIX, Pseudonymizer, store_pseudonymizer
+from bwc.pseudonym import DEFAULT_KEY_FILE, KIND_SEPARATOR, PREFIX, Pseudonymizer, store_pseudonymizer
 from bwc.research.redact import PII_TYPES, PLACEHOLDERS, REDACTION_VERSION, PiiSpan, Redactor, default_redactor
 from bwc.store import SCHEMAS, Store, write_atomically
 
@@ -58,7 +58,7 @@ TABLES = ("encounter_scores", "utterance_scores", "flags")
 DATE_RESOLUTIONS = ("day", "week", "month")
 DIARIZATION_LABEL = re.compile(r"SPEAKER_\d+")  # pyannote's labels name no one: kept as they are
 KEY_ID_MESSAGE = "bwc-export-key-id"  # hashed under the key: tells two exports' keys apart without revealing them
-SEPARATOR = "\x1f"  # between a pseudonym's kind and the id, so an officer "E1" and an encounter "E1" differ
+SEPARATOR = KIND_SEPARATOR  # between a pseudonym's kind and the id (the review app's researcher views agree)
 MIN_PROPAGATED = 3  # characters: shorter PII strings are not searched for in derived columns ("Al", "Ng" are)
 PROPAGATED_TYPES_BY_WORD = ("PERSON",)  # each word of these spans is searched for too ("parker" in act evidence)
 # Columns that quote transcript words; redacted.
@@ -121,8 +121,7 @@ class _Pseudonyms:
         """``<kind>-<10 hex digits>`` for an encounter or recording id; None for none."""
         if _missing(identifier) or identifier == "":
             return None
-        keyed = self.keyed(f"{kind}{SEPARATOR}{identifier}")
-        return f"{kind}-{keyed.removeprefix(PREFIX)}" if keyed else None
+        return self.keyed.of(kind, str(identifier))
 
     def key_id(self) -> str:
         return str(self.of("key", KEY_ID_MESSAGE))
@@ -390,7 +389,7 @@ def _export_encounters(
                 "encounter_id": pseudonyms.of("encounter", encounter_id),
                 "recording_id": pseudonyms.of("recording", row["recording_id"]),
                 "officer_id": pseudonyms.officer(row["officer_id"]),
-                "recorded_date": _date(row["recorded_at"], resolution),
+                "recorded_date": coarse_date(row["recorded_at"], resolution),
                 "reasons": derived.text(row["reasons"], encounter_id),
                 "officer_speaker": _speaker(speakers, encounter_id, row["officer_speaker"]),
             }
@@ -427,7 +426,7 @@ def _export_flags(flags: pd.DataFrame, pseudonyms: _Pseudonyms, derived: _Derive
                 "encounter_id": pseudonyms.of("encounter", encounter_id),
                 "recording_id": pseudonyms.of("recording", row["recording_id"]),
                 "officer_id": pseudonyms.officer(row["officer_id"]),
-                "recorded_date": _date(row["recorded_at"], resolution),
+                "recorded_date": coarse_date(row["recorded_at"], resolution),
                 "reasons": derived.text(row["reasons"], encounter_id),
                 # Spans keep turn, start, end and why (redacted); their utterance and recording ids go.
                 "spans": derived.json_values(row["spans"], encounter_id, drop=("utterance_id", "recording_id")),
@@ -458,7 +457,7 @@ def _speaker(speakers: dict[tuple[str, str], str], encounter_id: Any, label: Any
     return None if _missing(label) else speakers[(str(encounter_id), str(label))]
 
 
-def _date(value: Any, resolution: str) -> date | None:
+def coarse_date(value: Any, resolution: str) -> date | None:
     """The UTC date of a timestamp, at ``resolution`` (day, the Monday of its week, or the first of its month)."""
     if _missing(value):
         return None

@@ -6,12 +6,16 @@ Rules every route follows:
 - anonymous requests get the login page (a redirect for page views, 401 otherwise); only ``/login`` and the
   static assets are public;
 - each route names the permission it needs; a role without it gets 403 (:data:`PERMISSIONS`);
-- every form post carries the session's CSRF token (the login form a cookie-bound one), or is refused with 403;
+- every form post carries the session's CSRF token (the login form a cookie-bound one) and comes from this site
+  (``Origin`` / ``Sec-Fetch-Site``), or is refused with 403; bodies over ``review.max_form_kb`` get 413 unread;
 - no request path maps to a file: recordings, clips and packs are looked up by id in the store's tables, and ids
   must match :data:`bwc.review.data.ID_PATTERN` before anything is read;
-- researchers see de-identified views only: pseudonymous officer ids, no evidence or incident ids, no audio, no
-  transcript words (until issue 6's redaction can vouch for them);
-- every request but static assets is written to the append-only audit log (user, time, action, object, outcome).
+- researchers see de-identified views only: pseudonymous officer and encounter ids (the research export's), no
+  evidence, incident or recording ids, no audio, no words (reasons are rendered from a version built without them,
+  not redacted by pattern), speakers as "speaker 1, 2, ...", dates no finer than ``review.researcher_date_resolution``;
+- trainers hear only recordings of flagged or exemplar-tagged encounters unless ``review.trainers_hear_unflagged``;
+- every request but served static assets is written to the tamper-evident audit log (user, time, action, object,
+  outcome), under the session's user even when the path or method matched nothing.
 
 Example
 -------
@@ -21,12 +25,12 @@ Example
 
 from __future__ import annotations
 
-import csv
 import io
+import ipaddress
 import re
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
-from datetime import date
+from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,18 +42,21 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.datastructures import FormData
+from starlette.requests import HTTPConnection
 
 from bwc.catalog import Catalog
 from bwc.config import BwcConfig
 from bwc.custody import PACK_EXPORTED, VIEWED, CustodyError, CustodyLog
 from bwc.pseudonym import store_pseudonymizer
+from bwc.research.export import coarse_date
+from bwc.review.audit import write_csv
 from bwc.review.data import PAGE_SIZE, NotFound, OriginalChanged, QueueFilter, ReviewData
 from bwc.review.db import (
     AUDIT_COLUMNS,
     DECISIONS,
-    LOCKOUT_FAILURES,
     ROLES,
     AccountError,
+    LoginLimits,
     LoginSession,
     ReviewDatabase,
     User,
@@ -77,11 +84,17 @@ SECURITY_HEADERS = {
     ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer would make browsers send "Origin: null" on our own posts
 }
-OUTCOMES = {2: "ok", 3: "ok", 401: "refused", 403: "refused", 404: "not_found", 409: "conflict"}
-QUOTED_WORDS = re.compile(r"'[^']*'|\"[^\"]*\"")  # the words quoted in reasons (withheld from researchers)
+OUTCOMES = {2: "ok", 3: "ok", 401: "refused", 403: "refused", 404: "not_found", 409: "conflict", 413: "refused"}
 SAFE_NEXT = re.compile(r"/[A-Za-z0-9/_.?=&%:-]*")  # where the login may send a browser back to: local paths only
+LOGIN_ERRORS = {  # ?error= code -> what the login page says; nothing else is ever shown from the URL
+    "wrong": "Wrong username or password.",
+    "locked": "Too many failed logins: try again later.",
+}
+USER_ACTIONS = {"add": "added", "role": "role changed", "disable": "disabled", "enable": "enabled"}
+SAME_SITE = frozenset({"same-origin", "none"})  # Sec-Fetch-Site values a form post may carry
+WITHHELD_REASONS = "reasons withheld (flags from before de-identified reasons: run `bwc flag` again)"
 
 
 class LoginRequired(Exception):
@@ -89,12 +102,30 @@ class LoginRequired(Exception):
 
 
 def current_session(request: Request) -> LoginSession | None:
-    """The request's valid session (its expiry moved on), or None; remembered for the audit log."""
+    """The request's valid session (its expiry moved on, within its absolute lifetime), or None; remembered for the
+    audit log."""
     state = request.app.state
-    login = state.database.session(request.cookies.get(SESSION_COOKIE), state.session_hours)
+    login = state.database.session(request.cookies.get(SESSION_COOKIE), state.session_hours, state.session_max_hours)
     request.state.user = login.user if login else None
     request.state.login = login
     return login
+
+
+def check_same_site(request: Request) -> None:
+    """Refuse a form post another site made the browser send: an ``Origin`` other than this server's, or a
+    ``Sec-Fetch-Site`` saying cross-site. The CSRF token already stops such posts; this refuses them before any
+    form field is looked at, and also stops a page on a sibling subdomain that stole nothing."""
+    site = request.headers.get("sec-fetch-site")
+    origin = request.headers.get("origin")
+    if site is not None:  # every current browser sends it; it cannot be set by a page's script
+        foreign = site not in SAME_SITE
+        why = f"cross-site post (Sec-Fetch-Site {site})"
+    else:  # older browsers and scripts: the Origin header, when there is one, must be this server
+        foreign = origin is not None and origin.split("://", 1)[-1] != request.headers.get("host", "")
+        why = f"cross-site post from {origin}"
+    if foreign:
+        request.state.audit = getattr(request.state, "audit", {}) | {"detail": why}
+        raise HTTPException(403, "cross-site form posts are refused")
 
 
 def permissions_of(user: User | None) -> dict[str, bool]:
@@ -140,16 +171,23 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
     data = ReviewData(store)
     custody = CustodyLog(store.root, Catalog.for_store(store.root, config.run.catalog_url))
     pseudonym = store_pseudonymizer(store.root, config.review.pseudonym_key_file)
-    hours = config.review.session_hours
+    settings = config.review
+    hours = settings.session_hours
+    limits = LoginLimits(settings.lockout_failures, settings.lockout_account_failures,
+                         timedelta(minutes=settings.lockout_minutes))  # fmt: skip
     environment = Environment(loader=PackageLoader("bwc.review", "templates"), autoescape=select_autoescape())
     environment.filters["clock"] = clock
-    environment.filters["withheld"] = lambda text: QUOTED_WORDS.sub("[words withheld]", text or "")
     templates = Jinja2Templates(env=environment)
+    headers = dict(SECURITY_HEADERS)
+    if settings.hsts_seconds > 0:
+        headers["Strict-Transport-Security"] = f"max-age={settings.hsts_seconds}; includeSubDomains"
 
     app = FastAPI(title="bwc review", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.database = database
     app.state.session_hours = hours
-    app.add_middleware(AuditMiddleware, database=database)
+    app.state.session_max_hours = settings.session_max_hours
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_form_kb * 1024)
+    app.add_middleware(AuditMiddleware, database=database, session_hours=hours, max_hours=settings.session_max_hours)
 
     # -- helpers --------------------------------------------------------------------------------------------------
     async def checked_form(request: Request, login: LoginSession | None) -> FormData:
@@ -159,6 +197,7 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
         return form
 
     def check_csrf(request: Request, form: FormData, login: LoginSession | None) -> None:
+        check_same_site(request)
         sent = str(form.get("csrf_token", ""))
         expected = login.csrf_token if login else request.cookies.get(LOGIN_CSRF_COOKIE, "")
         if not sent or not expected or not secrets.compare_digest(sent, expected):
@@ -178,6 +217,41 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
 
     def officer_label(officer_id: str | None, identified: bool) -> str | None:
         return officer_id if identified else pseudonym(officer_id)
+
+    def encounter_label(encounter_id: str, identified: bool) -> str:
+        """The id as the tables have it, or the research export's pseudonym of it."""
+        return encounter_id if identified else str(pseudonym.of("encounter", encounter_id))
+
+    def resolve_encounter(label: str, identified: bool) -> str:
+        """The encounter an URL names: its id (identified views) or its pseudonym among the flagged encounters
+        (de-identified views: a raw id is not found, so the URL cannot confirm one)."""
+        if identified:
+            return label
+        flagged = data.flags()["encounter_id"].dropna().unique()
+        found = next((e for e in flagged if encounter_label(e, False) == label), None)
+        if found is None:
+            raise HTTPException(404, f"no encounter {label}")
+        return str(found)
+
+    def shown_date(value: Any, identified: bool) -> str:
+        """A recording time as a role may see it: minutes for identified views, else the configured date."""
+        if value is None or value != value:
+            return "—"
+        if identified:
+            return value.strftime("%Y-%m-%d %H:%M")
+        coarse = coarse_date(value, settings.researcher_date_resolution)
+        return f"{coarse} ({settings.researcher_date_resolution})" if coarse else "—"
+
+    def may_hear(login: LoginSession, recording_id: str) -> bool:
+        """Supervisors hear any recording; trainers those of flagged or exemplar-tagged encounters (configurable)."""
+        if login.user.role != "trainer" or settings.trainers_hear_unflagged:
+            return True
+        flags = data.flags()
+        if recording_id in set(flags["recording_id"].dropna()):
+            return True
+        tagged = {row.encounter_id for row in database.exemplars()}
+        scored = data.table("encounter_scores", recording_id=recording_id)
+        return bool(tagged & set(scored["encounter_id"]))
 
     def audit_object(request: Request, object_: str, detail: str = "") -> None:
         request.state.audit = {"object": object_, "detail": detail}
@@ -233,7 +307,7 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
-        for header, value in SECURITY_HEADERS.items():
+        for header, value in headers.items():
             response.headers.setdefault(header, value)
         return response
 
@@ -255,7 +329,10 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
         if login is not None:
             return RedirectResponse(_safe_next(next, login.user.role), status_code=303)
         token = secrets.token_urlsafe(32)
-        response = page(request, "login.html", None, next=next, login_csrf=token, error=error)
+        shown_next = next if SAFE_NEXT.fullmatch(next) else "/"
+        response = page(
+            request, "login.html", None, next=shown_next, login_csrf=token, error=LOGIN_ERRORS.get(error, "")
+        )
         response.set_cookie(
             LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=config.review.secure_cookies
         )
@@ -263,20 +340,28 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
 
     @app.post("/login", name="login")
     async def login(request: Request) -> Response:
+        if not request.cookies.get(LOGIN_CSRF_COOKIE):  # refused before the body is read: no form, no work
+            audit_object(request, "user:?", "CSRF token missing or wrong")
+            raise HTTPException(403, "CSRF token missing or wrong: reload the page and try again")
         form = await request.form()
         username = str(form.get("username", "")).strip().lower()
         password = str(form.get("password", ""))
         next_path = str(form.get("next", "/"))
         audit_object(request, f"user:{username}")
-        check_csrf(request, form, None)
-        if await anyio.to_thread.run_sync(database.recent_failed_logins, username) >= LOCKOUT_FAILURES:
+        check_csrf(request, form, None)  # a post without the token is refused here and counts for nothing
+        client = request.client.host if request.client else ""
+        # The attempt is counted before the password is checked: parallel guesses cannot outrun the count.
+        if not await anyio.to_thread.run_sync(database.reserve_login_attempt, username, client, limits):
             request.state.audit |= {"detail": "locked: too many failed logins", "outcome": "refused"}
-            return _login_again(next_path, "Too many failed logins: try again in 15 minutes.")
+            return _login_again(next_path, "locked")
         user = await anyio.to_thread.run_sync(database.authenticate, username, password)
         if user is None:
             request.state.audit |= {"detail": "wrong username or password", "outcome": "refused"}
-            return _login_again(next_path, "Wrong username or password.")
-        token, _session = await anyio.to_thread.run_sync(database.start_session, user, hours)
+            return _login_again(next_path, "wrong")
+        await anyio.to_thread.run_sync(database.clear_login_failures, username, client)
+        token, _session = await anyio.to_thread.run_sync(
+            database.start_session, user, hours, settings.session_max_hours
+        )
         request.state.user = user
         response = RedirectResponse(_safe_next(next_path, user.role), status_code=303)
         response.set_cookie(
@@ -336,6 +421,9 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
             decision = decisions.get((row["encounter_id"], row["flag"]))
             row["decision"] = decision.decision if decision else ""
             row["officer"] = officer_label(row.get("officer_id"), identified)
+            row["label"] = encounter_label(row["encounter_id"], identified)
+            row["recorded"] = shown_date(row.get("recorded_at"), identified)
+            row["why"] = row["reasons"] if identified else (row.get("reasons_deidentified") or WITHHELD_REASONS)
         officers = sorted(
             {label for label in (officer_label(o, identified) for o in data.flags()["officer_id"].dropna()) if label}
         )
@@ -362,7 +450,11 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
 
     @app.get("/encounters/{encounter_id}", name="view_encounter")
     def encounter(request: Request, encounter_id: str, login: Viewer) -> Response:
+        identified = login.user.role in PERMISSIONS["view_identified"]
+        label = encounter_id
         audit_object(request, f"encounter:{encounter_id}")
+        encounter_id = resolve_encounter(label, identified)
+        audit_object(request, f"encounter:{encounter_id}", "" if identified else f"as {label}")
         try:
             view = data.encounter(encounter_id)
         except NotFound as error:
@@ -370,8 +462,13 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
         if view.recording:
             record_custody(login, [view.recording], VIEWED, what="encounter page (transcript and scores)",
                            encounter_id=encounter_id)  # fmt: skip
-        identified = login.user.role in PERMISSIONS["view_identified"]
         decisions = database.decisions([encounter_id])
+        speakers: dict[str, str] = {}
+        for row in view.utterances:  # de-identified views number the speakers in order of appearance
+            if row.get("speaker") and row["speaker"] not in speakers:
+                speakers[row["speaker"]] = f"speaker {len(speakers) + 1}"
+        for row in view.flags:
+            row["why"] = row["reasons"] if identified else (row.get("reasons_deidentified") or WITHHELD_REASONS)
         exemplar = next((row for row in database.exemplars() if row.encounter_id == encounter_id), None)
         flagged = {span.get("utterance_id") or span.get("turn") for row in view.flags for span in row["spans"]}
         officer = officer_label(view.score.get("officer_id") if view.score else None, identified)
@@ -380,6 +477,9 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
             "encounter.html",
             login,
             view=view,
+            label=label if not identified else encounter_id,
+            recorded=shown_date(view.score.get("recorded_at") if view.score else None, identified),
+            speakers=speakers,
             identified=identified,
             officer=officer,
             decisions={flag: row for (_, flag), row in decisions.items()},
@@ -391,6 +491,8 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
     @app.get("/audio/{recording_id}", name="play_audio")
     def audio(request: Request, recording_id: str, login: Listener) -> Response:
         audit_object(request, f"recording:{recording_id}", f"range {request.headers.get('range', 'all')}")
+        if recording_or_none(recording_id) is not None and not may_hear(login, recording_id):
+            raise HTTPException(403, "trainers hear recordings of flagged or exemplar encounters only")
         if request.headers.get("range", "bytes=0-").startswith("bytes=0-"):  # a playback's first request only
             record_custody(login, [recording_or_none(recording_id) or {}], VIEWED, what="audio played",
                            recording_id=recording_id)  # fmt: skip
@@ -480,13 +582,22 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
             f"sha256 {pack.sha256}; {len(pack.encounter_ids)} encounters ({', '.join(pack.encounter_ids)}); "
             f"{pack.n_clips} clips",
         )
-        return FileResponse(pack.path, media_type="application/zip", filename=pack.path.name)
+        return FileResponse(
+            pack.path,
+            media_type="application/zip",
+            filename=pack.path.name,
+            headers={"Cache-Control": "private, no-store"},
+        )
 
     # -- admin ----------------------------------------------------------------------------------------------------
     @app.get("/admin/users", name="view_users")
-    def users(request: Request, login: UserAdmin, message: str = "") -> Response:
+    def users(request: Request, login: UserAdmin, done: str = "", user: str = "") -> Response:
         audit_object(request, "users")
-        return page(request, "users.html", login, users=database.users(), roles=ROLES, message=message)
+        accounts = database.users()
+        # Only a known action on an existing account is shown back: the URL cannot make the page say anything else.
+        known = done in USER_ACTIONS and any(account.username == user for account in accounts)
+        message = f"{user}: {USER_ACTIONS[done]}" if known else ""
+        return page(request, "users.html", login, users=accounts, roles=ROLES, message=message)
 
     @app.post("/admin/users", name="manage_users")
     async def change_user(request: Request, login: UserAdmin) -> Response:
@@ -508,7 +619,7 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
                 raise HTTPException(400, f"unknown action {action!r}")
         except AccountError as error:
             raise HTTPException(400, str(error)) from None
-        return RedirectResponse(f"/admin/users?message={quote(f'{action} {username}: done')}", status_code=303)
+        return RedirectResponse(f"/admin/users?done={action}&user={quote(username)}", status_code=303)
 
     @app.get("/admin/audit", name="view_audit")
     def audit(
@@ -525,10 +636,9 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
     def audit_csv(request: Request, login: Auditor) -> Response:
         entries = database.audit_entries()
         buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(AUDIT_COLUMNS)
-        for entry in reversed(entries):
-            writer.writerow([getattr(entry, column) for column in AUDIT_COLUMNS])
+        write_csv(
+            buffer, AUDIT_COLUMNS, ([getattr(entry, column) for column in AUDIT_COLUMNS] for entry in reversed(entries))
+        )
         audit_object(request, "audit_log", f"{len(entries)} entries exported")
         return Response(
             buffer.getvalue(),
@@ -549,9 +659,13 @@ class AuditMiddleware:
     way as what it did.
     """
 
-    def __init__(self, app: Callable[..., Awaitable[None]], database: ReviewDatabase) -> None:
+    def __init__(
+        self, app: Callable[..., Awaitable[None]], database: ReviewDatabase, session_hours: float, max_hours: float
+    ) -> None:
         self.app = app
         self.database = database
+        self.session_hours = session_hours
+        self.max_hours = max_hours
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -574,11 +688,20 @@ class AuditMiddleware:
 
     async def _write(self, scope: MutableMapping[str, Any], code: int) -> None:
         route = scope.get("route")
-        action = getattr(route, "name", None) or "unknown_path"
-        if action.startswith("static"):
-            return
         state = scope.get("state", {})
+        action = state.get("audit_action") or getattr(route, "name", None) or "unknown_path"
+        if action.startswith("static") and code < 400:  # assets served are noise; probes for others are not
+            return
         noted = state.get("audit", {})
+        user = state.get("user")
+        if user is None and "login" not in state:
+            # No route looked at the session (no such path, wrong method, body too large): name who it was anyway.
+            token = HTTPConnection(scope).cookies.get(SESSION_COOKIE)
+            if token:
+                found = await anyio.to_thread.run_sync(
+                    lambda: self.database.session(token, self.session_hours, self.max_hours, extend=False)
+                )
+                user = found.user if found else None
         parameters = scope.get("path_params", {})
         outcome = (
             noted.get("outcome")
@@ -592,7 +715,7 @@ class AuditMiddleware:
                 action=action,
                 outcome=outcome,
                 status=code,
-                user=state.get("user"),
+                user=user,
                 object=noted.get("object") or " ".join(f"{k}:{v}" for k, v in parameters.items()) or path,
                 detail=noted.get("detail", "") if route is not None else f"{scope.get('method')} {path}",
                 client=(scope.get("client") or ("", 0))[0],
@@ -600,8 +723,63 @@ class AuditMiddleware:
         )
 
 
+class RequestTooLarge(Exception):
+    """A request body went past the limit while it was being read."""
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies over ``max_bytes`` with 413: at once when ``Content-Length`` says so, else as soon as
+    the bytes read pass it, so a 50 MB post is never read (or parsed as a form) to be refused afterwards."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.max_bytes:
+            await self._refuse(scope, send, f"request body of {declared.decode('latin-1')[:20]} bytes")
+            return
+        seen = 0
+        started = False
+
+        async def counted_receive() -> MutableMapping[str, Any]:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise RequestTooLarge()
+            return message
+
+        async def tracked_send(message: MutableMapping[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except RequestTooLarge:
+            if started:
+                raise
+            await self._refuse(scope, send, f"request body over {self.max_bytes} bytes (streamed)")
+
+    async def _refuse(self, scope: MutableMapping[str, Any], send: Any, what: str) -> None:
+        state = scope.setdefault("state", {})
+        state["audit_action"] = "request_too_large"
+        state["audit"] = {"detail": f"{what}: over the {self.max_bytes // 1024} KiB limit (review.max_form_kb)"}
+        body = b"request body too large"
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+
+
 def _login_again(next_path: str, error: str) -> Response:
-    return RedirectResponse(f"/login?next={quote(next_path, safe='')}&error={quote(error)}", status_code=303)
+    """Back to the login page with an error code (the page shows only the fixed text of a known code)."""
+    return RedirectResponse(f"/login?next={quote(next_path, safe='')}&error={error}", status_code=303)
 
 
 def _safe_next(next_path: str, role: str) -> str:
@@ -651,4 +829,15 @@ def serve(store_root: Path, config: BwcConfig, host: str, port: int) -> None:
     """Run the app with uvicorn until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(store_root, config), host=host, port=port, log_level="info", proxy_headers=False)
+    # The client address (audit log, lockout) comes from X-Forwarded-For only when the peer is a trusted proxy.
+    proxies = config.review.trusted_proxies
+    for address in proxies:
+        ipaddress.ip_network(address, strict=False)  # a typo fails here, not by trusting the wrong peer
+    uvicorn.run(
+        create_app(store_root, config),
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=",".join(proxies) if proxies else None,
+    )

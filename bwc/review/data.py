@@ -11,7 +11,6 @@ Example
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import threading
 from dataclasses import dataclass, field
@@ -24,9 +23,9 @@ import pyarrow.parquet as pq
 
 from bwc.audio import sha256_file
 from bwc.clips import clip_path
+from bwc.records import RECORD_ID_PATTERN as ID_PATTERN  # ids as the URL has them
 from bwc.store import SCHEMAS, Store
 
-ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")  # encounter, recording and clip ids as the URL has them
 RENDITION_DIR = "review_audio"  # browser renditions of recordings, inside the store
 RENDITION_ARGS = ("-vn", "-ac", "1", "-c:a", "libopus", "-b:a", "32k")  # speech-grade Ogg Opus, plays in any browser
 QUEUE_SORTS = {  # sort key -> (column, ascending)

@@ -3,11 +3,14 @@
 SQLite inside the store by default (``STORE/review.sqlite``, apart from the catalog so reviewers never wait on a
 nightly run's writes), or any SQLAlchemy URL (``review.database_url``). Passwords are stored as Argon2id hashes
 (argon2-cffi); session tokens only as SHA-256 digests, so a copy of the database logs nobody in. The audit log is
-append-only in the database itself: triggers refuse UPDATE and DELETE on it, whatever the client.
+append-only in the database itself (triggers refuse UPDATE, DELETE, REPLACE and backdated or out-of-place inserts,
+whatever the client) and tamper-evident beyond it: a keyed hash chain with its head in the store
+(:mod:`bwc.review.audit`), checked by ``bwc audit verify``. Failed logins are counted before the password is
+checked, in one statement, so parallel guesses cannot outrun the lockout.
 
 Example
 -------
->>> db = ReviewDatabase.for_store(Path("/data/bwc-store"))                    # doctest: +SKIP
+>>> db = ReviewDatabase.for_store(Path("/data/bwc-store"))                     # doctest: +SKIP
 >>> db.add_user("avery", "trainer", "a long passphrase")                       # doctest: +SKIP
 >>> user = db.authenticate("avery", "a long passphrase")                       # doctest: +SKIP
 >>> token, session = db.start_session(user, hours=8)                          # doctest: +SKIP
@@ -21,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -31,23 +35,49 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    case,
     create_engine,
     delete,
     event,
     func,
+    inspect,
+    or_,
     select,
     text,
+    update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from bwc.review.audit import (
+    CHAINED_FIELDS,
+    GENESIS,
+    HEAD_FILE,
+    KEY_FILE,
+    POSTGRESQL_RULES,
+    POSTGRESQL_TRIGGERS,
+    RULES_RESTORED,
+    SQLITE_RULES,
+    AuditProblem,
+    AuditReport,
+    append_lock,
+    audit_key,
+    clean_field,
+    entry_mac,
+    head_break,
+    read_head,
+    verify_entries,
+    write_head,
+)
 
 REVIEW_DB_FILE = "review.sqlite"  # inside the store, when no URL is configured
 ROLES = ("trainer", "supervisor", "researcher", "admin")
 DECISIONS = ("confirmed", "rejected")
 MIN_PASSWORD_CHARS = 12  # NIST SP 800-63B asks for at least 8; evidence access deserves more
 USERNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
-LOCKOUT_FAILURES = 10  # failed logins for one username within LOCKOUT_WINDOW before it is locked for that window
-LOCKOUT_WINDOW = timedelta(minutes=15)
+ALL_CLIENTS = "*"  # the client column of an account's count over every address
 _HASHER = PasswordHasher()  # Argon2id with argon2-cffi's current recommended parameters
 # A real hash to verify against when the username does not exist, so the answer takes as long either way.
 _DUMMY_HASH = _HASHER.hash("no such user: constant-time answer")
@@ -81,7 +111,7 @@ class SessionRow(_Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.user_id"))
     csrf_token: Mapped[str] = mapped_column(String(64))  # must come back with every form post of this session
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # slides forward with activity
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # slides forward with activity, to a cap
 
 
 class DecisionRow(_Base):
@@ -120,6 +150,18 @@ class AuditRow(_Base):
     status: Mapped[int] = mapped_column(Integer)  # HTTP status of the answer
     detail: Mapped[str] = mapped_column(Text, default="")  # e.g. the decision and its note, the pack's SHA-256
     client: Mapped[str] = mapped_column(String(64), default="")  # client address as the server saw it
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the entry before's entry_hash
+    entry_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)  # keyed hash of this entry and prev
+
+
+class LoginFailuresRow(_Base):
+    """Wrong passwords counted for one account from one client address (or from all: client ``*``)."""
+
+    __tablename__ = "login_failures"
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client: Mapped[str] = mapped_column(String(64), primary_key=True)  # address, or ALL_CLIENTS
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # attempts counted in the current window
+    window_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # first counted attempt
 
 
 @dataclass(frozen=True)
@@ -157,19 +199,13 @@ class AuditEntry:
     client: str  # client address
 
 
-_APPEND_ONLY_SQLITE = [
-    "CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "
-    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log "
-    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
-]
-_APPEND_ONLY_POSTGRESQL = [
-    "CREATE OR REPLACE FUNCTION bwc_audit_log_append_only() RETURNS trigger AS $$ "
-    "BEGIN RAISE EXCEPTION 'the audit log is append-only'; END; $$ LANGUAGE plpgsql",
-    "DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log",
-    "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_log "
-    "FOR EACH STATEMENT EXECUTE FUNCTION bwc_audit_log_append_only()",
-]
+@dataclass(frozen=True)
+class LoginLimits:
+    """How many wrong passwords are checked before a lock, and for how long."""
+
+    per_client: int = 10  # for one account from one client address
+    per_account: int = 50  # for one account from every address together
+    window: timedelta = timedelta(minutes=15)  # a lock lasts this long from the window's first failure
 
 
 class ReviewDatabase:
@@ -179,23 +215,50 @@ class ReviewDatabase:
     ----------
     url
         SQLAlchemy URL, e.g. ``sqlite:////data/store/review.sqlite`` or ``postgresql+psycopg://bwc@db/bwc``.
+    store_root
+        The store: its ``secrets/`` folder holds the audit log's key and head.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, store_root: Path) -> None:
         self.url = url
+        self.store_root = Path(store_root)
+        key_existed = (self.store_root / KEY_FILE).exists()
+        self._key = audit_key(self.store_root)
         self.engine: Engine = create_engine(url, future=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         _Base.metadata.create_all(self.engine)
-        statements = {"sqlite": _APPEND_ONLY_SQLITE, "postgresql": _APPEND_ONLY_POSTGRESQL}
-        with self.engine.begin() as connection:
-            for statement in statements.get(self.engine.dialect.name, []):
-                connection.execute(text(statement))
+        with append_lock(self.store_root), self.engine.begin() as connection:
+            empty = connection.execute(select(AuditRow.entry_id).limit(1)).first() is None
+            missing = _missing_rules(connection)  # before an upgrade touches them (it drops and recreates them)
+            head = read_head(self.store_root)
+            chained = _chain_unchained_entries(connection, self._key, sign=head is None)
+            if chained and head is None:
+                write_head(self.store_root, *chained)
+            elif chained:  # hash columns gone from a log that had a head: tampering, not an old database
+                write_head(self.store_root, int(head["entries"]), head["entry_hash"], [
+                    *head.get("breaks", []), {"found_at": _iso(_now()), "head_entries": head["entries"],
+                    "head_hash": head["entry_hash"], "log_entries": chained[0], "log_hash": None,
+                    "what": "the hash columns had been removed"}])  # fmt: skip
+            elif head is None and not key_existed:
+                write_head(self.store_root, 0, GENESIS)  # a new log: from now on a missing head means removal
+            elif head is None:  # the key was there, so bwc had written a head: someone removed it
+                count = connection.execute(select(func.count()).select_from(AuditRow)).scalar_one()
+                write_head(self.store_root, 0, GENESIS, [{"found_at": _iso(_now()), "head_entries": "?",
+                    "head_hash": None, "log_entries": count, "log_hash": None,
+                    "what": f"the head file ({HEAD_FILE}) had been removed"}])  # fmt: skip
+            self.rules_missing_at_open = [] if empty and not key_existed else missing  # a new log has none yet
+            if missing or chained:  # only then: on PostgreSQL the app's role need not own the table afterwards
+                _install_rules(connection)
+        if self.rules_missing_at_open:
+            # Someone dropped the database's own protection; it is back now, and the log says when it came back.
+            self.audit(RULES_RESTORED, "error", 0, object="audit_log",
+                       detail=f"missing when opened: {', '.join(self.rules_missing_at_open)}")  # fmt: skip
 
     @classmethod
     def for_store(cls, store_root: Path, url: str | None = None) -> ReviewDatabase:
         """The configured database, or SQLite inside the store."""
-        return cls(url or f"sqlite:///{(Path(store_root) / REVIEW_DB_FILE).absolute()}")
+        return cls(url or f"sqlite:///{(Path(store_root) / REVIEW_DB_FILE).absolute()}", store_root)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -251,17 +314,56 @@ class ReviewDatabase:
                 row.password_hash = _HASHER.hash(password)
             return _user(row)
 
-    def recent_failed_logins(self, username: str) -> int:
-        """Failed logins for ``username`` within the lockout window (from the audit log)."""
-        since = _now() - LOCKOUT_WINDOW
-        with Session(self.engine) as session:
-            query = select(func.count()).where(
-                AuditRow.action == "login",
-                AuditRow.object == f"user:{username.strip().lower()}",
-                AuditRow.outcome == "refused",
-                AuditRow.at >= since,
+    def reserve_login_attempt(self, username: str, client: str, limits: LoginLimits) -> bool:
+        """Count one password check for ``username`` from ``client`` before it is made; False when either count
+        has reached its limit (then nothing is counted, so attempts during a lock neither count nor extend it).
+
+        Each count moves in one conditional UPDATE, so 40 parallel guesses get at most ``per_client`` checks: the
+        database, not the web server's threads, decides who is next. The failure that reaches a limit starts the
+        lock's window afresh, so a burst just before a window ends cannot be followed by another just after it. A
+        success clears the counts (:meth:`clear_login_failures`).
+        """
+        now = _now()
+        cutoff = now - limits.window
+        name = (clean_field("username", username.strip().lower()) or "")[:64]
+        insert = postgresql_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        table = LoginFailuresRow.__table__
+        with self.engine.connect() as connection, connection.begin() as transaction:
+            for key, limit in ((client[:64] or "unknown", limits.per_client), (ALL_CLIENTS, limits.per_account)):
+                connection.execute(
+                    insert(table)
+                    .values(username=name, client=key, failures=0, window_started_at=now)
+                    .on_conflict_do_nothing()
+                )
+                expired = LoginFailuresRow.window_started_at < cutoff
+                reaching = LoginFailuresRow.failures + 1 >= limit
+                counted = connection.execute(
+                    update(LoginFailuresRow)
+                    .where(LoginFailuresRow.username == name, LoginFailuresRow.client == key)
+                    .where(or_(expired, LoginFailuresRow.failures < limit))
+                    .values(
+                        failures=case((expired, 1), else_=LoginFailuresRow.failures + 1),
+                        window_started_at=case((or_(expired, reaching), now), else_=LoginFailuresRow.window_started_at),
+                    )
+                )
+                if counted.rowcount == 0:
+                    transaction.rollback()  # a refused attempt counts nowhere, this address's count included
+                    return False
+            old = LoginFailuresRow.window_started_at < cutoff - limits.window
+            connection.execute(delete(LoginFailuresRow).where(old))
+            transaction.commit()
+        return True
+
+    def clear_login_failures(self, username: str, client: str) -> None:
+        """After a right password: this client's count and the account's count start again."""
+        name = username.strip().lower()
+        with self.engine.begin() as connection:
+            connection.execute(
+                delete(LoginFailuresRow).where(
+                    LoginFailuresRow.username == name,
+                    LoginFailuresRow.client.in_([client[:64] or "unknown", ALL_CLIENTS]),
+                )
             )
-            return int(session.scalar(query) or 0)
 
     @staticmethod
     def _user_row(session: Session, username: str) -> UserRow:
@@ -271,11 +373,11 @@ class ReviewDatabase:
         return row
 
     # -- sessions -------------------------------------------------------------------------------------------------
-    def start_session(self, user: User, hours: float) -> tuple[str, LoginSession]:
+    def start_session(self, user: User, hours: float, max_hours: float | None = None) -> tuple[str, LoginSession]:
         """A new session for ``user``: the cookie token (shown once, stored hashed) and the session."""
         token = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(32)
-        expires = _now() + timedelta(hours=hours)
+        expires = _now() + timedelta(hours=min(hours, max_hours or hours))
         with Session(self.engine) as session, session.begin():
             session.add(
                 SessionRow(
@@ -288,8 +390,11 @@ class ReviewDatabase:
             )
         return token, LoginSession(user=user, csrf_token=csrf, expires_at=expires)
 
-    def session(self, token: str | None, hours: float) -> LoginSession | None:
-        """The live session for a cookie token, its expiry moved ``hours`` ahead; None when unknown or expired."""
+    def session(
+        self, token: str | None, hours: float, max_hours: float | None = None, extend: bool = True
+    ) -> LoginSession | None:
+        """The live session for a cookie token, its expiry moved ``hours`` ahead (never past ``max_hours`` after
+        the login); None when unknown or expired. ``extend=False`` only looks (e.g. to name who was refused)."""
         if not token:
             return None
         with Session(self.engine) as session, session.begin():
@@ -297,10 +402,14 @@ class ReviewDatabase:
             if row is None:
                 return None
             user_row = session.get(UserRow, row.user_id)
-            if _utc(row.expires_at) <= _now() or user_row is None or not user_row.active:
+            now = _now()
+            ends = _utc(row.created_at) + timedelta(hours=max_hours) if max_hours else None
+            if _utc(row.expires_at) <= now or (ends and ends <= now) or user_row is None or not user_row.active:
                 session.delete(row)
                 return None
-            row.expires_at = _now() + timedelta(hours=hours)
+            if extend:
+                moved = now + timedelta(hours=hours)
+                row.expires_at = min(moved, ends) if ends else moved
             return LoginSession(user=_user(user_row), csrf_token=row.csrf_token, expires_at=_utc(row.expires_at))
 
     def end_session(self, token: str | None) -> None:
@@ -355,20 +464,51 @@ class ReviewDatabase:
         detail: str = "",
         client: str = "",
     ) -> None:
-        with Session(self.engine) as session, session.begin():
-            session.add(
-                AuditRow(
-                    at=_now(),
-                    username=user.username if user else None,
-                    role=user.role if user else None,
-                    action=action,
-                    object=object,
-                    outcome=outcome,
-                    status=status,
-                    detail=detail,
-                    client=client,
-                )
-            )
+        """Append one entry at the end of the chain and move the head (see :mod:`bwc.review.audit`)."""
+        fields = {
+            "username": user.username if user else None,
+            "role": user.role if user else None,
+            "action": action,
+            "object": object,
+            "outcome": outcome,
+            "status": int(status),
+            "detail": detail,
+            "client": client,
+        }
+        entry = {name: clean_field(name, value) if isinstance(value, str) else value for name, value in fields.items()}
+        with append_lock(self.store_root):
+            head = read_head(self.store_root)
+            with Session(self.engine) as session, session.begin():
+                last = session.execute(text(LAST_ENTRY_SQL)).first()
+                # Never before the last entry, even when the clock stepped back (the database refuses backdating);
+                # a last time that is not a timestamp or lies beyond tomorrow was not written by bwc: not followed.
+                now = _now()
+                last_at = _parse_time(last.at) if last else None
+                at = max(now, last_at) if last_at and last_at <= now + MAX_CLOCK_AHEAD else now
+                entry |= {"entry_id": (last.entry_id if last else 0) + 1, "at": _iso(at)}
+                prev_hash = (last.entry_hash or GENESIS) if last else GENESIS
+                entry_hash = entry_mac(self._key, entry, prev_hash)
+                session.add(AuditRow(**(entry | {"at": at}), prev_hash=prev_hash, entry_hash=entry_hash))
+            breaks = list((head or {}).get("breaks", []))
+            found = head_break(
+                head, last.entry_id if last else 0, last.entry_hash if last else None,
+                last.prev_hash if last else None, entry["at"],
+            )  # fmt: skip
+            write_head(self.store_root, entry["entry_id"], entry_hash, breaks + ([found] if found else []))
+
+    def verify_audit(self) -> AuditReport:
+        """Check the audit log's chain, its head, its columns and the database's rules (``bwc audit verify``).
+
+        Rows are read raw (times as text), so a value no bwc entry could hold is reported, not a crash."""
+        with self.engine.connect() as connection:
+            rows = [_chained(dict(row)) for row in connection.execute(text(ALL_ENTRIES_SQL)).mappings()]
+            columns = [column["name"] for column in inspect(connection).get_columns("audit_log")]
+        extra = [column for column in columns if column not in AuditRow.__table__.columns]
+        report = verify_entries(self._key, rows, read_head(self.store_root), self.rules_missing_at_open)
+        if not extra:
+            return report
+        added = AuditProblem(None, f"columns added outside bwc: {', '.join(extra)}")
+        return AuditReport(report.entries, (*report.problems, added), report.seal)
 
     def audit_entries(
         self, limit: int | None = None, username: str | None = None, action: str | None = None
@@ -400,6 +540,100 @@ class ReviewDatabase:
 
 
 AUDIT_COLUMNS = ("entry_id", "at", "username", "role", "action", "object", "outcome", "status", "detail", "client")
+
+
+LAST_ENTRY_SQL = (
+    "SELECT entry_id, entry_hash, prev_hash, CAST(at AS TEXT) AS at FROM audit_log ORDER BY entry_id DESC LIMIT 1"
+)
+ALL_ENTRIES_SQL = (
+    "SELECT entry_id, CAST(at AS TEXT) AS at, username, role, action, object, outcome, status, detail, client, "
+    "prev_hash, entry_hash FROM audit_log ORDER BY entry_id"
+)
+MAX_CLOCK_AHEAD = timedelta(days=1)  # a last entry dated further ahead than this was not written by bwc
+
+
+def _chained(row: dict[str, Any]) -> dict[str, Any]:
+    """An entry as its hash covers it, from a raw row: text fields as text (a blob someone stored shows as its
+    repr, and fails its hash), the time in bwc's form, or marked when it is no timestamp."""
+    values = {
+        name: (value if value is None or isinstance(value, (str, int)) else repr(value))
+        for name, value in ((name, row.get(name)) for name in (*CHAINED_FIELDS, "prev_hash", "entry_hash"))
+    }
+    moment = _parse_time(row.get("at"))
+    values["at"] = _iso(moment) if moment else f"not a time: {row.get('at')!r}"
+    return values
+
+
+def _parse_time(value: Any) -> datetime | None:
+    """A stored time (SQLite text, PostgreSQL timestamptz as text) in UTC, or None when it is not one."""
+    if isinstance(value, datetime):
+        return _utc(value)
+    try:
+        return _utc(datetime.fromisoformat(str(value)))
+    except (TypeError, ValueError):
+        return None
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _missing_rules(connection: Connection) -> list[str]:
+    """The database's audit rules that are not there, or not as bwc wrote them (a trigger of the same name that does
+    nothing counts as missing); all of them in a new database."""
+    if connection.dialect.name == "sqlite":
+        query = text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_log'")
+        found = {row[0]: " ".join(str(row[1]).split()) for row in connection.execute(query)}
+        return [name for name, body in SQLITE_RULES.items() if found.get(name) != _trigger_sql(name, body)]
+    if connection.dialect.name == "postgresql":
+        query = text("SELECT tgname FROM pg_trigger WHERE tgrelid = 'audit_log'::regclass AND NOT tgisinternal")
+        found = {row[0] for row in connection.execute(query)}
+        return [name for name in POSTGRESQL_TRIGGERS if name not in found]
+    return []
+
+
+def _trigger_sql(name: str, body: str) -> str:
+    return " ".join(f"CREATE TRIGGER {name} {body}".split())
+
+
+def _install_rules(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        for name, body in SQLITE_RULES.items():
+            connection.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
+            connection.execute(text(_trigger_sql(name, body)))
+    elif connection.dialect.name == "postgresql":
+        for statement in POSTGRESQL_RULES:
+            connection.execute(text(statement))
+
+
+def _chain_unchained_entries(connection: Connection, key: bytes, sign: bool) -> tuple[int, str] | None:
+    """A database from before the chain: add its columns and chain the entries it has, in order (once). With
+    ``sign`` false (the log had a head, so the columns were removed, not never there) they stay unsigned: bwc does
+    not vouch for entries it cannot check."""
+    columns = {column["name"] for column in inspect(connection).get_columns("audit_log")}
+    if "entry_hash" in columns:
+        return None
+    if connection.dialect.name == "sqlite":
+        for name in SQLITE_RULES:
+            connection.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
+    else:
+        connection.execute(text("DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log"))
+    for column in ("prev_hash", "entry_hash"):
+        connection.execute(text(f"ALTER TABLE audit_log ADD COLUMN {column} VARCHAR(64)"))
+    previous, count = GENESIS, 0
+    for row in connection.execute(text(ALL_ENTRIES_SQL)).mappings():
+        count = row["entry_id"]
+        if not sign:
+            continue
+        entry = _chained(dict(row))
+        entry_hash = entry_mac(key, entry, previous)
+        connection.execute(
+            update(AuditRow.__table__)
+            .where(AuditRow.__table__.c.entry_id == row["entry_id"])
+            .values(prev_hash=previous, entry_hash=entry_hash)
+        )
+        previous = entry_hash
+    return (count, previous) if count else None
 
 
 def _sqlite_pragmas(connection: object, _record: object) -> None:
@@ -439,5 +673,5 @@ def _now() -> datetime:
 
 
 def _utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes for what was written as UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    """SQLite hands back naive datetimes for what was written as UTC; PostgreSQL aware ones in the session's zone."""
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
