@@ -335,6 +335,15 @@ def test_the_audit_log_is_append_only_and_chained_on_postgresql(postgres_url: st
     problems = [problem.problem for problem in database.verify_audit().problems]  # ... and is found out
     assert any("does not match its content" in problem for problem in problems), problems
     database.close()
+    with database.engine.begin() as connection:  # rules left switched off, or replaced by ones that do nothing
+        connection.execute(text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only"))
+        connection.execute(text("CREATE OR REPLACE FUNCTION bwc_audit_log_append_at_end() RETURNS trigger AS $$ "
+                                "BEGIN RETURN NEW; END; $$ LANGUAGE plpgsql"))  # fmt: skip
+    reopened = ReviewDatabase(postgres_url, tmp_path / "store")
+    assert set(reopened.rules_missing_at_open) == {"audit_log_append_only", "audit_log_append_at_end"}
+    with pytest.raises(Exception, match="append-only"), reopened.engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_log"))  # restored on opening
+    reopened.close()
 
 
 # -- 3 and 4: the lockout holds against parallel guesses and cannot be used to lock others out -----------------

@@ -90,7 +90,10 @@ POSTGRESQL_RULES = [
     "CREATE TRIGGER audit_log_append_at_end BEFORE INSERT ON audit_log "
     "FOR EACH ROW EXECUTE FUNCTION bwc_audit_log_append_at_end()",
 ]
-POSTGRESQL_TRIGGERS = ("audit_log_append_only", "audit_log_append_at_end")
+POSTGRESQL_TRIGGERS = {  # trigger -> the body of the function it must call
+    name: re.search(r"\$\$(.*)\$\$", POSTGRESQL_RULES[index], re.S).group(1)  # type: ignore[union-attr]
+    for name, index in (("audit_log_append_only", 0), ("audit_log_append_at_end", 3))
+}
 
 
 @dataclass(frozen=True)

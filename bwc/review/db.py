@@ -586,9 +586,13 @@ def _missing_rules(connection: Connection) -> list[str]:
         found = {row[0]: " ".join(str(row[1]).split()) for row in connection.execute(query)}
         return [name for name, body in SQLITE_RULES.items() if found.get(name) != _trigger_sql(name, body)]
     if connection.dialect.name == "postgresql":
-        query = text("SELECT tgname FROM pg_trigger WHERE tgrelid = 'audit_log'::regclass AND NOT tgisinternal")
-        found = {row[0] for row in connection.execute(query)}
-        return [name for name in POSTGRESQL_TRIGGERS if name not in found]
+        # A trigger counts when it exists, is enabled and calls its function as bwc wrote it.
+        query = text(
+            "SELECT t.tgname, p.prosrc FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
+            "WHERE t.tgrelid = 'audit_log'::regclass AND NOT t.tgisinternal AND t.tgenabled <> 'D'"
+        )
+        found = {row[0]: " ".join(str(row[1]).split()) for row in connection.execute(query)}
+        return [name for name, body in POSTGRESQL_TRIGGERS.items() if found.get(name) != " ".join(body.split())]
     return []
 
 
