@@ -584,3 +584,32 @@ def test_trainers_hear_only_flagged_or_tagged_recordings_unless_configured(
     entries = audit(store)
     refused = entries[(entries.action == "play_audio") & (entries.status == 403)]
     assert (refused.username == "tess").any() and json.dumps(list(refused.object)).count(unflagged) >= 1
+
+
+def test_a_lock_runs_from_the_failure_that_reached_the_limit(tmp_path: Path) -> None:
+    """Nine guesses early in a window and the tenth at its end must not be followed by ten more a moment later."""
+    from datetime import UTC, datetime, timedelta
+
+    from bwc.review.db import LoginLimits
+
+    database = ReviewDatabase.for_store(tmp_path)
+    limits = LoginLimits(per_client=10, per_account=50, window=timedelta(minutes=15))
+    for _ in range(9):
+        assert database.reserve_login_attempt("tess", "10.0.0.9", limits)
+    with database.engine.begin() as connection:  # as if those nine were 14 minutes ago
+        from sqlalchemy import text
+
+        early = datetime.now(UTC) - timedelta(minutes=14)
+        connection.execute(
+            text("UPDATE login_failures SET window_started_at = :at"), {"at": early.replace(tzinfo=None)}
+        )
+    assert database.reserve_login_attempt("tess", "10.0.0.9", limits)  # the tenth: the lock starts now
+    with database.engine.begin() as connection:
+        connection.execute(  # two minutes on: past the first window's end, inside the lock's
+            text("UPDATE login_failures SET window_started_at = datetime(window_started_at, '-2 minutes') "
+                 "WHERE client = '10.0.0.9'")
+        )  # fmt: skip
+    assert not database.reserve_login_attempt("tess", "10.0.0.9", limits)
+    database.clear_login_failures("tess", "10.0.0.9")
+    assert database.reserve_login_attempt("tess", "10.0.0.9", limits)
+    database.close()
