@@ -613,3 +613,40 @@ def test_a_lock_runs_from_the_failure_that_reached_the_limit(tmp_path: Path) -> 
     database.clear_login_failures("tess", "10.0.0.9")
     assert database.reserve_login_attempt("tess", "10.0.0.9", limits)
     database.close()
+
+
+def test_a_review_database_from_before_the_chain_is_upgraded_and_verifies(tmp_path: Path) -> None:
+    """A department's existing review.sqlite (audit log without hashes, the two old triggers) is chained once, in
+    order, gets the new rules, and verifies intact: an upgrade is not tampering."""
+    with sqlite3.connect(tmp_path / "review.sqlite") as connection:
+        connection.executescript(
+            "CREATE TABLE audit_log (entry_id INTEGER PRIMARY KEY AUTOINCREMENT, at DATETIME, username VARCHAR(64), "
+            "role VARCHAR(16), action VARCHAR(64), object TEXT, outcome VARCHAR(16), status INTEGER, detail TEXT, "
+            "client VARCHAR(64));"
+            "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log "
+            "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
+            "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
+            "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
+        )
+        for number in range(5):
+            connection.execute(
+                "INSERT INTO audit_log (at, username, role, action, object, outcome, status, detail, client) "
+                "VALUES (?, 'tess', 'trainer', 'view_queue', ?, 'ok', 200, '', '127.0.0.1')",
+                (f"2026-11-0{number + 1} 10:00:00.000000", f"queue {number}"),
+            )
+    database = ReviewDatabase.for_store(tmp_path)
+    assert database.rules_missing_at_open == [] and database.verify_audit().intact
+    database.audit("view_queue", "ok", 200, object="after the upgrade")
+    database.close()
+    reopened = ReviewDatabase.for_store(tmp_path)
+    report = reopened.verify_audit()
+    assert report.intact and report.entries == 6, report.problems
+    with pytest.raises(Exception, match="only takes the next entry"), reopened.engine.begin() as connection:
+        from sqlalchemy import text
+
+        replace = (
+            "REPLACE INTO audit_log (entry_id, at, action, object, outcome, status, detail, client) "
+            "VALUES (2, '2026-11-02 10:00:00.000000', 'x', 'x', 'ok', 200, '', '')"
+        )
+        connection.execute(text(replace))
+    reopened.close()

@@ -247,7 +247,8 @@ class ReviewDatabase:
                 write_head(self.store_root, 0, GENESIS, [{"found_at": _iso(_now()), "head_entries": "?",
                     "head_hash": None, "log_entries": count, "log_hash": None,
                     "what": f"the head file ({HEAD_FILE}) had been removed"}])  # fmt: skip
-            self.rules_missing_at_open = [] if empty and not key_existed else missing  # a new log has none yet
+            upgraded = bool(chained) and head is None  # a log from before the chain: its rules are replaced, not lost
+            self.rules_missing_at_open = [] if (empty and not key_existed) or upgraded else missing
             if missing or chained:  # only then: on PostgreSQL the app's role need not own the table afterwards
                 _install_rules(connection)
         if self.rules_missing_at_open:
