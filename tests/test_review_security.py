@@ -32,7 +32,7 @@ from starlette.testclient import TestClient
 from bwc.config import BwcConfig
 from bwc.review.app import create_app
 from bwc.review.audit import FORMULA_STARTS, LEADING_BLANKS
-from bwc.review.db import ReviewDatabase, User
+from bwc.review.db import LoginLimits, ReviewDatabase, User
 from bwc.store import SCHEMAS
 from tests.conftest import REVIEW_PASSWORD, ReviewServer
 from tests.test_catalog import postgres_url  # noqa: F401  (the throw-away PostgreSQL server fixture)
@@ -402,20 +402,9 @@ def test_the_account_locks_for_everyone_when_guesses_come_from_many_addresses(
         database = ReviewDatabase.for_store(store)
         for address in ("10.0.0.1", "10.0.0.2"):  # as if from two addresses (the count is the database's)
             for _ in range(3):
-                database.reserve_login_attempt("tess", address, app_limits(config))
+                database.reserve_login_attempt("tess", address, LoginLimits.from_config(config.review))
         answer = browser.post("/login", data={"username": "tess", "password": REVIEW_PASSWORD, "csrf_token": token})
         assert answer.status_code == 200 and "Too many failed logins" in answer.text  # followed to the login page
-
-
-def app_limits(config: BwcConfig):  # type: ignore[no-untyped-def]
-    from datetime import timedelta
-
-    from bwc.review.db import LoginLimits
-
-    review = config.review
-    return LoginLimits(
-        review.lockout_failures, review.lockout_account_failures, timedelta(minutes=review.lockout_minutes)
-    )
 
 
 # -- 5: what leaves the audit log opens in a spreadsheet as text -------------------------------------------------

@@ -30,7 +30,7 @@ import ipaddress
 import re
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
-from datetime import date, timedelta
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -173,8 +173,7 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
     pseudonym = store_pseudonymizer(store.root, config.review.pseudonym_key_file)
     settings = config.review
     hours = settings.session_hours
-    limits = LoginLimits(settings.lockout_failures, settings.lockout_account_failures,
-                         timedelta(minutes=settings.lockout_minutes))  # fmt: skip
+    limits = LoginLimits.from_config(settings)
     environment = Environment(loader=PackageLoader("bwc.review", "templates"), autoescape=select_autoescape())
     environment.filters["clock"] = clock
     templates = Jinja2Templates(env=environment)

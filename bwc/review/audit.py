@@ -122,11 +122,16 @@ def audit_key(store_root: Path) -> bytes:
     return load_or_create_key(Path(store_root) / KEY_FILE)
 
 
+def visible(text: str) -> str:
+    """Control characters written out as ``\\xNN``: kept as evidence, harmless in a terminal, CSV or database."""
+    return CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
 def clean_field(name: str, value: str | None) -> str | None:
     """A value as the log keeps it: control characters made visible (``\\x00``), cut to the field's limit."""
     if value is None:
         return None
-    text = CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", str(value))
+    text = visible(str(value))
     limit = FIELD_LIMITS.get(name)
     if limit and len(text) > limit:
         cut = len(text) - limit
@@ -263,7 +268,7 @@ def spreadsheet_safe(value: Any) -> Any:
     advice for CSV injection) and control characters are made visible; numbers and empty values pass unchanged."""
     if not isinstance(value, str):
         return value
-    text = CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", value)
+    text = visible(value)
     first = text.lstrip(LEADING_BLANKS)[:1]
     return "'" + text if first and (first in FORMULA_STARTS or first in FORMULA_LOOKALIKES) else text
 

@@ -51,6 +51,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from bwc.config import ReviewConfig
 from bwc.review.audit import (
     CHAINED_FIELDS,
     GENESIS,
@@ -205,7 +206,12 @@ class LoginLimits:
 
     per_client: int = 10  # for one account from one client address
     per_account: int = 50  # for one account from every address together
-    window: timedelta = timedelta(minutes=15)  # a lock lasts this long from the window's first failure
+    window: timedelta = timedelta(minutes=15)  # a lock lasts this long from the failure that reached a limit
+
+    @classmethod
+    def from_config(cls, review: ReviewConfig) -> LoginLimits:
+        """The limits ``review.lockout_*`` set."""
+        return cls(review.lockout_failures, review.lockout_account_failures, timedelta(minutes=review.lockout_minutes))
 
 
 class ReviewDatabase:
