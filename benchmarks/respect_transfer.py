@@ -298,8 +298,9 @@ def _out_of_fold(predict: Predictor, split: np.ndarray) -> np.ndarray:
 
 
 def _per_fold_standardised(values: np.ndarray, split: np.ndarray) -> np.ndarray:
-    """Out-of-fold predictions standardised within each fold, as each fold's model is standardised on its own
-    training rows (so a blend weighs parts by their shape, not by the scale one fold's model happened to have)."""
+    """Out-of-fold predictions standardised within each test fold (so a blend weighs parts by their shape, not by the
+    scale one fold's model happened to have). The trainer standardises on training rows instead; within a fold only
+    the scale differs, which moves a blend's weights, not the rank order of one part."""
     out = np.zeros(len(values))
     for fold in range(N_FOLDS):
         out[split == fold] = standardised(values[split == fold])

@@ -51,11 +51,11 @@ def test_rater_agreement_of_the_police_register() -> None:
 
 
 def test_check_sets_are_apart_from_the_lines_trained_on() -> None:
-    trained = {
-        text.strip().lower()
-        for name in ("officer_utterances", "police_dev", "police_train")
-        for text in pd.read_csv(EVAL / f"{name}.csv")["text"]
-    }
-    for name in ("police_register", "other_requests", "voigt_published"):
-        checked = {text.strip().lower() for text in pd.read_csv(EVAL / f"{name}.csv")["text"]}
-        assert not checked & trained, name
+    """No line in two files: a check line trained on, or one training set repeating another, would count twice."""
+    seen: dict[str, str] = {}
+    for path in sorted(EVAL.glob("*.csv")):
+        for text in pd.read_csv(path)["text"]:
+            key = " ".join(str(text).lower().split()).strip(" .!?")
+            assert key not in seen, f"{text!r} is in {path.name} and {seen[key]}"
+            seen[key] = path.name
+    assert len(seen) == 60 + 72 + 216 + 130 + 40 + 5

@@ -228,8 +228,10 @@ class RespectModel(torch.nn.Module):
         """The form part's raw output per text: its ridge on the frozen embedding of the masked text (zeros when the
         model has no form part)."""
         p = self.parameters_
-        if not p.form_weight or self.form_encoder is None:
+        if not p.form_weight:
             return np.zeros(len(texts), dtype=np.float64)
+        if self.form_encoder is None:  # zeros would shift every score by the form part's mean: refuse instead
+            raise ValueError("this respect model has a form part but no form encoder: load it with RespectModel.load")
         embedded = self.form_encoder.embed([mask_content(text) for text in texts]).astype(np.float64)
         return embedded @ np.asarray(p.form_coefficients, dtype=np.float64) + p.form_intercept
 
