@@ -69,6 +69,17 @@ def mask_content(text: str) -> str:
     return _SPACE_BEFORE_PUNCTUATION.sub(r"\1", " ".join(out))
 
 
+def _content_vectoriser(sublinear: bool) -> TfidfVectorizer:
+    """TF-IDF over content words only: every form word of the mask is a stop word here."""
+    return TfidfVectorizer(
+        token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b",
+        stop_words=sorted(word for word in _KEPT if re.fullmatch(r"[a-z]+", word)),
+        min_df=TOPIC_MIN_DF,
+        max_df=TOPIC_MAX_DF,
+        sublinear_tf=sublinear,
+    )
+
+
 def topic_folds(
     texts: Sequence[str], n_folds: int = N_FOLDS, n_topics: int = N_TOPICS, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -84,14 +95,7 @@ def topic_folds(
     """
     if n_topics < n_folds:
         raise ValueError(f"need at least as many topics ({n_topics}) as folds ({n_folds})")
-    vectoriser = TfidfVectorizer(
-        token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b",
-        stop_words=sorted(word for word in _KEPT if re.fullmatch(r"[a-z]+", word)),
-        min_df=TOPIC_MIN_DF,
-        max_df=TOPIC_MAX_DF,
-        sublinear_tf=True,
-    )
-    weights = vectoriser.fit_transform(list(texts))
+    weights = _content_vectoriser(sublinear=True).fit_transform(list(texts))
     loadings = NMF(n_topics, random_state=seed, init="nndsvda", max_iter=400).fit_transform(weights)
     topic = loadings.argmax(axis=1)
     topic[loadings.max(axis=1) == 0] = -1
@@ -108,12 +112,7 @@ def topic_folds(
 
 def topic_words(texts: Sequence[str], topic: np.ndarray, top: int = 8) -> dict[int, list[str]]:
     """The most frequent content words of each topic (for the model card: what each fold is about)."""
-    vectoriser = TfidfVectorizer(
-        token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b",
-        stop_words=sorted(word for word in _KEPT if re.fullmatch(r"[a-z]+", word)),
-        min_df=TOPIC_MIN_DF,
-        max_df=TOPIC_MAX_DF,
-    )
+    vectoriser = _content_vectoriser(sublinear=False)
     weights = vectoriser.fit_transform(list(texts))
     names = np.asarray(vectoriser.get_feature_names_out())
     words = {}
