@@ -676,6 +676,68 @@ def research_disparities(
     console.print(f"{len(joined)} encounters joined; written to {out}", markup=False, highlight=False)
 
 
+@research_app.command("early-warning")
+def research_early_warning(
+    store: Annotated[Path, typer.Option("--store", help="Store with scored encounters and flags.", exists=True)],
+    outcomes: Annotated[
+        Path,
+        typer.Option("--outcomes", help="CSV: officer_id, date, kind (complaint, use_of_force, ...).", exists=True),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for evaluation.csv, indicators.csv, report.html.")],
+    kind: Annotated[
+        list[str] | None, typer.Option("--kind", help="Outcome kind that counts (repeatable). Default: every kind.")
+    ] = None,
+    lookback_days: Annotated[
+        int, typer.Option("--lookback-days", help="Days of encounters before a cut.", min=30)
+    ] = 180,
+    horizon_months: Annotated[int, typer.Option("--horizon-months", help="Months after a cut.", min=1)] = 6,
+    step_months: Annotated[int, typer.Option("--step-months", help="Months between cut dates.", min=1)] = 1,
+    threshold: Annotated[
+        int, typer.Option("--threshold", help="Threshold rule: this many outcomes in 12 months flags.", min=1)
+    ] = 3,
+    k: Annotated[list[int] | None, typer.Option("--k", help="Top-k officers for precision@k (repeatable).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Which officer indicators precede complaints or uses of force, and does ranking on them beat the threshold rule?
+
+    Time-split validation: indicators up to each cut date, outcomes in the months after. Writes evaluation.csv
+    (method, k, precision, recall), metrics.csv (AUC, Brier), calibration.csv, indicators.csv (each indicator's
+    odds ratio per SD, adjusted for the others, with simultaneous intervals) and report.html. No officer-level rows.
+    """
+    from bwc.config import load_config
+    from bwc.research.early_warning import EarlyWarningOptions, early_warning, load_outcomes, write_early_warning
+
+    try:
+        options = EarlyWarningOptions(
+            lookback_days=lookback_days, horizon_months=horizon_months, step_months=step_months,
+            kinds=tuple(value.strip().lower() for value in kind or ()), threshold=threshold,
+            k=tuple(sorted(set(k))) if k else EarlyWarningOptions.k,
+            early_warning=load_config(None, config).early_warning,
+        )  # fmt: skip
+        result = early_warning(store, load_outcomes(outcomes), options)
+        paths = write_early_warning(result, out, options)
+    except (ValueError, FileNotFoundError, OSError) as error:
+        console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_RUN_FAILED) from None
+    table = Table(title=f"ranking officers ({len(result.test_cuts)} test cuts)")
+    for column in ("method", "k", "precision", "recall"):
+        table.add_column(column)
+    for row in result.evaluation.itertuples():
+        table.add_row(row.method, f"{row.k:g}", f"{row.precision:.3f}", f"{row.recall:.3f}")
+    console.print(table)
+    table = Table(title="indicators (odds ratio per SD, simultaneous intervals)")
+    for column in ("indicator", "estimate", "interval", "p (adjusted)", "claimed"):
+        table.add_column(column)
+    for row in result.indicators.itertuples():
+        table.add_row(row.indicator, f"{row.estimate:.2f}", f"{row.ci_low:.2f} … {row.ci_high:.2f}",
+                      f"{row.p_value:.3g}", "yes" if row.claimed else "no")  # fmt: skip
+    console.print(table)
+    if result.dropped_outcomes:
+        console.print(f"note: {result.dropped_outcomes} outcome row(s) name officers with no analysed encounters in "
+                      "the store and were left out", markup=False, highlight=False)  # fmt: skip
+    console.print("written:\n" + "\n".join(f"  {path}" for path in paths), markup=False, highlight=False)
+
+
 @research_app.command("export")
 def research_export(
     store: Annotated[Path, typer.Option("--store", help="Store to export from.", exists=True)],

@@ -163,6 +163,22 @@ class FlagsConfig(_Section):
     max_spans: int = 5  # utterances kept as the spans that drove a flag
 
 
+class EarlyWarningConfig(_Section):
+    """Officer measures over time (``STORE/officer_periods``) and the advisory alerts drawn from them."""
+
+    roster: str | None = None  # CSV of officer_id and peer-group columns (unit, shift, assignment); None = department
+    peer_group: str = "unit"  # roster column officers are compared within; absent or empty = the whole department
+    min_peer_officers: int = Field(default=3, ge=1)  # a group smaller than this in a period is compared to the dept
+    baseline_periods: int = Field(default=3, ge=1)  # months before a month that its change is measured against
+    interval: float = Field(default=0.95, gt=0.5, lt=1.0)  # coverage of every interval in officer_periods
+    min_encounters: int = Field(default=10, ge=1)  # an alert needs this many encounters (and as many in the baseline)
+    alert_probability: float = Field(default=0.975, gt=0.5, lt=1.0)  # posterior probability an alert needs
+    respect_margin: float = Field(default=0.25, ge=0.0)  # corpus SDs below peers (or fallen) that count as a concern
+    escalation_margin: float = Field(default=0.05, ge=0.0)  # escalation (0..1) above peers that counts as a concern
+    alert_window: Literal["month", "90d"] = "90d"  # the window whose latest period is an officer's current alert
+    drivers: int = Field(default=5, ge=1)  # encounters listed as what drove an alert
+
+
 class ClipsConfig(_Section):
     """Clips cut from originals around flagged spans."""
 
@@ -227,6 +243,7 @@ class BwcConfig(_Section):
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     flags: FlagsConfig = Field(default_factory=FlagsConfig)
     clips: ClipsConfig = Field(default_factory=ClipsConfig)
+    early_warning: EarlyWarningConfig = Field(default_factory=EarlyWarningConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
     run: RunConfig = Field(default_factory=RunConfig)
     models_dir: str | None = None  # where the models came from (set by the loader, for messages)

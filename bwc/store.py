@@ -55,6 +55,8 @@ ACT_COLUMNS = (
 )  # fmt: skip
 METADATA_COLUMNS = ("evidence_id", "officer_id", "recorded_at", "incident_id", "category")  # of recordings
 BEHAVIOUR_COLUMNS = ("greeting_introduction", "reason_early", "safety_concern", "reassurance", "formal_title")
+# Per officer and period: share of encounters flagged, with each trained behaviour, and with a hostile act.
+OFFICER_SHARES = ("poor_share", "exemplary_share", *[f"rate_{name}" for name in BEHAVIOUR_COLUMNS], "hostile_share")
 
 SCHEMAS: dict[str, pa.Schema] = {
     "recordings": pa.schema(
@@ -175,6 +177,48 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("respect_shrunk", pa.float64()),  # mean officer respect shrunk towards the department mean
             ("flagged_at", UTC_TIMESTAMP),
             ("model_version", pa.string()),  # flag rules, thresholds, shrinkage and the scores' model version
+        ]
+    ),
+    "officer_periods": pa.schema(
+        [
+            ("officer_id", pa.string()),
+            ("unit", pa.string()),  # the officer's peer-group value from early_warning.roster; null without one
+            ("peer_group", pa.string()),  # what the officer is compared with: "unit North" or "department"
+            ("window", pa.string()),  # month | 90d (the 90 days before a month's end)
+            ("period", pa.string()),  # "2026-03" (month) or "2026-01-01/2026-03-31" (90d, both days included)
+            ("period_start", UTC_TIMESTAMP),  # first instant of the period, UTC
+            ("period_end", UTC_TIMESTAMP),  # first instant after it, UTC
+            ("encounters", pa.int32()),  # encounters with officer language analysed in the period
+            ("peer_officers", pa.int32()),  # officers in the peer group with encounters in the period
+            ("respect_mean", pa.float64()),  # mean encounter respect, unshrunk (corpus SDs)
+            ("respect_shrunk", pa.float64()),  # empirical-Bayes posterior mean, shrunk toward the peer mean
+            ("respect_low", pa.float64()),  # posterior interval of the officer's true mean respect
+            ("respect_high", pa.float64()),
+            ("peer_respect", pa.float64()),  # mean encounter respect of the peer group in the period
+            ("p_respect_below", pa.float64()),  # posterior probability that true respect < peers − respect_margin
+            ("escalation_mean", pa.float64()),  # mean encounter escalation, 0..1, unshrunk
+            ("escalation_shrunk", pa.float64()),
+            ("escalation_low", pa.float64()),
+            ("escalation_high", pa.float64()),
+            ("peer_escalation", pa.float64()),
+            ("p_escalation_above", pa.float64()),  # posterior probability that escalation > peers + margin
+            *[
+                (f"{measure}{suffix}", pa.float64()) for measure in OFFICER_SHARES for suffix in ("", "_low", "_high")
+            ],  # share of the period's encounters, with a Wilson interval
+            ("baseline_encounters", pa.int32()),  # encounters in the officer's baseline (the periods before)
+            ("respect_change", pa.float64()),  # (respect − peers) now minus the same in the baseline
+            ("respect_change_low", pa.float64()),
+            ("respect_change_high", pa.float64()),
+            ("p_respect_falling", pa.float64()),  # probability that the relative change < −respect_margin
+            ("escalation_change", pa.float64()),  # (escalation − peers) now minus the same in the baseline
+            ("escalation_change_low", pa.float64()),
+            ("escalation_change_high", pa.float64()),
+            ("alert", pa.bool_()),  # the evidence of a concern is strong (advisory: not discipline, not a rating)
+            ("alert_kinds", pa.string()),  # "; "-joined: respect_below_peers | respect_falling | escalation_above_peers
+            ("alert_reasons", pa.string()),  # one sentence per kind, with the numbers behind it
+            ("alert_encounters", pa.string()),  # JSON list of the encounter ids that drove the alert most
+            ("computed_at", UTC_TIMESTAMP),
+            ("model_version", pa.string()),  # method version, settings and the scores' model versions
         ]
     ),
     "clips": pa.schema(

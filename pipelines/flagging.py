@@ -1,4 +1,5 @@
-"""The end of every run: department-relative flags over all scored encounters, then clips around what drove them.
+"""The end of every run: department-relative flags over all scored encounters, officer measures over time
+(``STORE/officer_periods``, :mod:`scoring.officers`), then clips around what drove the flags.
 
 Flags are relative to the whole store, so they are recomputed from every scored encounter whenever scores change
 (``bwc run``, ``bwc score``, ``bwc rescore``) or on demand (``bwc flag``). Clip failures (an original that changed
@@ -26,6 +27,7 @@ from bwc.custody import CLIP_CUT, CustodyError, CustodyLog, actor
 from bwc.records import Failure
 from bwc.store import Store
 from scoring.flags import FlagSummary, flag_store
+from scoring.officers import OfficerSummary, officer_store
 
 CLIPS_STAGE = "clips"  # catalog stage of clip cutting, per original
 CUSTODY_STAGE = "custody"  # catalog stage of custody alarms, per original
@@ -37,6 +39,7 @@ class FlaggingSummary:
 
     flags: FlagSummary  # flag counts and the shrinkage used
     clips: ClipSummary | None  # None when clips were not asked for
+    officers: OfficerSummary  # officer measures over time and their alerts (STORE/officer_periods)
 
     @property
     def failures(self) -> tuple[Failure, ...]:
@@ -48,6 +51,7 @@ class FlaggingSummary:
             f"flags: {f.poor} poor, {f.exemplary} exemplary of {f.considered} encounters with officer language "
             f"(shrinkage k = {f.shrinkage_k:.2f} officer utterances, {f.shrinkage_source})"
         )
+        text += "\n" + self.officers.describe()
         if self.clips:
             c = self.clips
             text += f"; clips: {c.written} cut, {c.reused} kept, {c.removed} removed, {len(c.failures)} failed"
@@ -62,6 +66,9 @@ class FlaggingSummary:
             "encounters_considered": f.considered,
             "shrinkage_k": f.shrinkage_k,
             "shrinkage_source": f.shrinkage_source,
+            "officers": self.officers.officers,
+            "officer_alerts": self.officers.alerts,
+            "officer_alert_period": self.officers.latest_period,
         }
         if self.clips:
             report |= {"clips_cut": self.clips.written, "clips_kept": self.clips.reused, "clips": self.clips.rows}
@@ -103,8 +110,9 @@ def flag_and_clip(
 
 def _flag_and_clip(store: Store, config: BwcConfig, cut: bool, catalog: Catalog, run_id: str) -> FlaggingSummary:
     flags = flag_store(store, config.flags)
+    officers = officer_store(store, config.early_warning)  # after the flags: it counts each officer's flagged share
     if not cut:
-        return FlaggingSummary(flags, None)
+        return FlaggingSummary(flags, None, officers)
     custody, who, custody_failures = CustodyLog(store.root, catalog), actor(), []
 
     def record_cut(clip: PlannedClip, recording: dict[str, Any], facts: dict[str, Any]) -> None:
@@ -119,7 +127,7 @@ def _flag_and_clip(store: Store, config: BwcConfig, cut: bool, catalog: Catalog,
     for failed in custody_failures:  # a custody log that could not record a cut: an alarm that stays until seen
         catalog.mark(failed.sha256 or "", CUSTODY_STAGE, FAILED, run_id, reason=failed.reason, path=failed.path)
     clips = replace(clips, failures=clips.failures + tuple(custody_failures))
-    return FlaggingSummary(flags, clips)
+    return FlaggingSummary(flags, clips, officers)
 
 
 def custody_entry(
