@@ -481,7 +481,7 @@ def _alerts(cells: pd.DataFrame, measures: pd.DataFrame, config: EarlyWarningCon
             reasons.append(
                 f"respect {row.respect_shrunk:+.2f} (interval {row.respect_low:+.2f} to {row.respect_high:+.2f}) "
                 f"against {row.peer_group} {row.peer_respect:+.2f} over {row.encounters} encounters: probability "
-                f"{row.p_respect_below:.2f} that it is more than {config.respect_margin:.2f} below"
+                f"{_probability(row.p_respect_below)} that it is more than {config.respect_margin:.2f} below"
             )
             drivers += _extremes(measures, index, "respect", config.drivers, lowest=True)
         if (
@@ -493,7 +493,7 @@ def _alerts(cells: pd.DataFrame, measures: pd.DataFrame, config: EarlyWarningCon
             reasons.append(
                 f"respect relative to {row.peer_group} changed by {row.respect_change:+.2f} (interval "
                 f"{row.respect_change_low:+.2f} to {row.respect_change_high:+.2f}) from the {row.baseline_encounters} "
-                f"encounters before: probability {row.p_respect_falling:.2f} that it fell by more than "
+                f"encounters before: probability {_probability(row.p_respect_falling)} that it fell by more than "
                 f"{config.respect_margin:.2f}"
             )
             drivers += _extremes(measures, index, "respect", config.drivers, lowest=True)
@@ -502,7 +502,7 @@ def _alerts(cells: pd.DataFrame, measures: pd.DataFrame, config: EarlyWarningCon
             reasons.append(
                 f"escalation {row.escalation_shrunk:.2f} (interval {row.escalation_low:.2f} to "
                 f"{row.escalation_high:.2f}) against {row.peer_group} {row.peer_escalation:.2f} over "
-                f"{row.encounters} encounters: probability {row.p_escalation_above:.2f} that it is more than "
+                f"{row.encounters} encounters: probability {_probability(row.p_escalation_above)} that it is more than "
                 f"{config.escalation_margin:.2f} above"
             )
             drivers += _extremes(measures, index, "escalation", config.drivers, lowest=False)
@@ -515,6 +515,11 @@ def _alerts(cells: pd.DataFrame, measures: pd.DataFrame, config: EarlyWarningCon
         drivers_per_cell,
     )
     cells["alert"] = cells["alert_kinds"] != ""
+
+
+def _probability(value: float) -> str:
+    """A posterior probability as a person reads it: "0.98", or "> 0.99" rather than a rounded "1.00"."""
+    return "> 0.99" if value > 0.99 else f"{value:.2f}"
 
 
 def _extremes(measures: pd.DataFrame, index: list[int], measure: str, count: int, lowest: bool) -> list[str]:

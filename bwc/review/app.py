@@ -14,6 +14,9 @@ Rules every route follows:
   evidence, incident or recording ids, no audio, no words (reasons are rendered from a version built without them,
   not redacted by pattern), speakers as "speaker 1, 2, ...", dates no finer than ``review.researcher_date_resolution``;
 - trainers hear only recordings of flagged or exemplar-tagged encounters unless ``review.trainers_hear_unflagged``;
+- officer trends (``/officers``, early intervention; shaped and drawn in :mod:`bwc.review.officers`) are for
+  supervisors and admins (identified) and researchers (pseudonyms, in the pages and in the plots alike); their
+  alerts are advisory, for a supervisor's conversation, not discipline and not a performance rating;
 - every request but served static assets is written to the tamper-evident audit log (user, time, action, object,
   outcome), under the session's user even when the path or method matched nothing.
 
@@ -33,7 +36,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 import anyio
@@ -61,6 +64,7 @@ from bwc.review.db import (
     ReviewDatabase,
     User,
 )
+from bwc.review.officers import BadQuery, Disclosure, OfficerTrends, Selection
 from bwc.review.packs import PackError, build_pack, clock
 from bwc.store import Store
 
@@ -74,6 +78,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {  # permission -> roles that have it
     "export_pack": frozenset({"trainer", "supervisor"}),
     "manage_users": frozenset({"admin"}),
     "read_audit": frozenset({"admin"}),
+    "view_officers": frozenset({"supervisor", "admin", "researcher"}),  # officer trends (early intervention)
+    "identify_officers": frozenset({"supervisor", "admin"}),  # real officer and encounter ids on those pages
 }
 HOME_BY_ROLE = {"admin": "/admin/users"}  # where a login lands; the queue for everyone else
 STATIC_ASSETS = {"review.css": "text/css", "review.js": "text/javascript"}  # name -> media type; nothing else served
@@ -94,6 +100,7 @@ LOGIN_ERRORS = {  # ?error= code -> what the login page says; nothing else is ev
 }
 USER_ACTIONS = {"add": "added", "role": "role changed", "disable": "disabled", "enable": "enabled"}
 SAME_SITE = frozenset({"same-origin", "none"})  # Sec-Fetch-Site values a form post may carry
+_T = TypeVar("_T")
 WITHHELD_REASONS = "reasons withheld (flags from before de-identified reasons: run `bwc flag` again)"
 
 
@@ -154,6 +161,7 @@ Reviewer = Annotated[LoginSession, Depends(requires("review"))]
 Exporter = Annotated[LoginSession, Depends(requires("export_pack"))]
 UserAdmin = Annotated[LoginSession, Depends(requires("manage_users"))]
 Auditor = Annotated[LoginSession, Depends(requires("read_audit"))]
+OfficerViewer = Annotated[LoginSession, Depends(requires("view_officers"))]
 
 
 def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
@@ -169,6 +177,7 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
     store = Store(store_root)
     database = ReviewDatabase.for_store(store.root, config.review.database_url)
     data = ReviewData(store)
+    trends = OfficerTrends(store, config.early_warning)
     custody = CustodyLog(store.root, Catalog.for_store(store.root, config.run.catalog_url))
     pseudonym = store_pseudonymizer(store.root, config.review.pseudonym_key_file)
     settings = config.review
@@ -251,6 +260,36 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
         tagged = {row.encounter_id for row in database.exemplars()}
         scored = data.table("encounter_scores", recording_id=recording_id)
         return bool(tagged & set(scored["encounter_id"]))
+
+    def officer_disclosure(login: LoginSession) -> Disclosure:
+        """How the officer pages show ids, dates and reasons to this user's role: supervisors and admins see ids,
+        researchers pseudonyms; only roles that may read words get identified reasons; encounter pages are linked
+        where the role may open them (researchers: flagged encounters, the only ones their URLs resolve)."""
+        role = login.user.role
+        identified = role in PERMISSIONS["identify_officers"]
+        words = role in PERMISSIONS["view_identified"]
+        pages = role in PERMISSIONS["view_queue"]
+        flagged = set() if identified or not pages else set(data.flags()["encounter_id"].dropna())
+        return Disclosure(
+            identified=identified,
+            officer=lambda officer_id: officer_label(officer_id, identified),
+            encounter=lambda encounter_id: encounter_label(encounter_id, identified),
+            date=lambda value: shown_date(value, identified),
+            reasons=lambda row: row["reasons"] if words else (row.get("reasons_deidentified") or WITHHELD_REASONS),
+            opens=lambda encounter_id: pages and (identified or encounter_id in flagged),
+        )
+
+    def officer_request(
+        request: Request, login: LoginSession, officer: str, window: str, period: str, what: str
+    ) -> tuple[Disclosure, str, Selection]:
+        """The viewer's disclosure, the officer the URL names and the selected period, audited as the officer's id
+        (with the label asked for, in de-identified views); 404 for an unknown officer, 400 for a bad period."""
+        shown = officer_disclosure(login)
+        asked = f"{what}, window {window or '-'} period {period or '-'}"
+        audit_object(request, f"officer:{officer}", asked)
+        officer_id = _or_http(lambda: trends.resolve(officer, shown))
+        audit_object(request, f"officer:{officer_id}", asked if shown.identified else f"{asked}; as {officer}")
+        return shown, officer_id, _or_http(lambda: trends.choose(window, period))
 
     def audit_object(request: Request, object_: str, detail: str = "") -> None:
         request.state.audit = {"object": object_, "detail": detail}
@@ -588,6 +627,36 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
             headers={"Cache-Control": "private, no-store"},
         )
 
+    # -- officer trends (early intervention) ----------------------------------------------------------------------
+    @app.get("/officers", name="view_officers")
+    def officers(
+        request: Request, login: OfficerViewer, window: str = "", period: str = "", unit: str = "", sort: str = ""
+    ) -> Response:
+        audit_object(request, "officers", f"window {window or '-'} period {period or '-'} unit {unit or '*'}")
+        selection = _or_http(lambda: trends.choose(window, period))
+        shown = officer_disclosure(login)
+        listing = trends.listing(selection, unit, sort, shown)
+        audit_object(request, "officers", f"{len(listing.rows)} officers, {listing.alerts} alerts; {selection.window} "
+                     f"{selection.period or '-'}; unit {unit or '*'}; sort {listing.sort}")  # fmt: skip
+        return page(request, "officers.html", login, listing=listing, identified=shown.identified)
+
+    @app.get("/officers/{officer}", name="view_officer")
+    def officer_page(
+        request: Request, officer: str, login: OfficerViewer, window: str = "", period: str = ""
+    ) -> Response:
+        shown, officer_id, selection = officer_request(request, login, officer, window, period, "page")
+        decisions = {key: row.decision for key, row in database.decisions().items()}
+        view = trends.officer(officer_id, selection, data.flags(), decisions, shown)
+        return page(request, "officer.html", login, view=view, identified=shown.identified)
+
+    @app.get("/officers/{officer}/plot/{name}.png", name="view_officer_plot")
+    def officer_plot(
+        request: Request, officer: str, name: str, login: OfficerViewer, window: str = "", period: str = ""
+    ) -> Response:
+        shown, officer_id, selection = officer_request(request, login, officer, window, period, f"{name} plot")
+        png = _or_http(lambda: trends.plot(officer_id, name, selection, shown))
+        return Response(png, media_type="image/png", headers={"Cache-Control": "private, no-store"})
+
     # -- admin ----------------------------------------------------------------------------------------------------
     @app.get("/admin/users", name="view_users")
     def users(request: Request, login: UserAdmin, done: str = "", user: str = "") -> Response:
@@ -815,6 +884,16 @@ def _filter_officer(
         rows += page_rows
         total += count
     return rows, total
+
+
+def _or_http(call: Callable[[], _T]) -> _T:
+    """``call()``, with an unknown officer or plot answered 404 and a query outside the page's choices 400."""
+    try:
+        return call()
+    except NotFound as error:
+        raise HTTPException(404, str(error)) from None
+    except BadQuery as error:
+        raise HTTPException(400, str(error)) from None
 
 
 async def _encounter_or_404(data: ReviewData, encounter_id: str) -> Any:
