@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -696,6 +697,14 @@ def research_early_warning(
         int, typer.Option("--threshold", help="Threshold rule: this many outcomes in 12 months flags.", min=1)
     ] = 3,
     k: Annotated[list[int] | None, typer.Option("--k", help="Top-k officers for precision@k (repeatable).")] = None,
+    outcomes_through: Annotated[
+        datetime | None,
+        typer.Option(
+            "--outcomes-through",
+            help="Last day the outcome records cover (default: the last outcome's).",
+            formats=["%Y-%m-%d"],
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Which officer indicators precede complaints or uses of force, and does ranking on them beat the threshold rule?
@@ -704,6 +713,8 @@ def research_early_warning(
     (method, k, precision, recall), metrics.csv (AUC, Brier), calibration.csv, indicators.csv (each indicator's
     odds ratio per SD, adjusted for the others, with simultaneous intervals) and report.html. No officer-level rows.
     """
+    import pandas as pd
+
     from bwc.config import load_config
     from bwc.research.early_warning import EarlyWarningOptions, early_warning, load_outcomes, write_early_warning
 
@@ -712,6 +723,7 @@ def research_early_warning(
             lookback_days=lookback_days, horizon_months=horizon_months, step_months=step_months,
             kinds=tuple(value.strip().lower() for value in kind or ()), threshold=threshold,
             k=tuple(sorted(set(k))) if k else EarlyWarningOptions.k,
+            outcomes_through=pd.Timestamp(outcomes_through) if outcomes_through else None,
             early_warning=load_config(None, config).early_warning,
         )  # fmt: skip
         result = early_warning(store, load_outcomes(outcomes), options)

@@ -189,12 +189,12 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("period_start", UTC_TIMESTAMP),  # first instant of the period, UTC
             ("period_end", UTC_TIMESTAMP),  # first instant after it, UTC
             ("encounters", pa.int32()),  # encounters with officer language analysed in the period
-            ("peer_officers", pa.int32()),  # officers in the peer group with encounters in the period
+            ("peer_officers", pa.int32()),  # other officers in the peer group with encounters in the period
             ("respect_mean", pa.float64()),  # mean encounter respect, unshrunk (corpus SDs)
             ("respect_shrunk", pa.float64()),  # empirical-Bayes posterior mean, shrunk toward the peer mean
             ("respect_low", pa.float64()),  # posterior interval of the officer's true mean respect
             ("respect_high", pa.float64()),
-            ("peer_respect", pa.float64()),  # mean encounter respect of the peer group in the period
+            ("peer_respect", pa.float64()),  # mean encounter respect of the other officers of the peer group
             ("p_respect_below", pa.float64()),  # posterior probability that true respect < peers − respect_margin
             ("escalation_mean", pa.float64()),  # mean encounter escalation, 0..1, unshrunk
             ("escalation_shrunk", pa.float64()),

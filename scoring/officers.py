@@ -13,8 +13,10 @@ the 90 days before for a 90-day window), so a department-wide shift (a new model
 change.
 
 An alert says that the evidence is strong, not that an officer did wrong: the posterior probability that the
-officer's true respect is more than ``respect_margin`` below peers (or escalation above), or that it fell by more
-than that, reaches ``alert_probability``, with at least ``min_encounters`` encounters (in the baseline too).
+officer's true respect is more than ``respect_margin`` below peers (or escalation above), or the probability that
+their respect relative to peers fell by more than that (a normal approximation with a flat prior: the change is not
+shrunk), reaches ``alert_probability``, with at least ``min_encounters`` encounters (in the baseline too). Peer
+means leave the officer out.
 Alerts are advisory, for a supervisor's conversation: not discipline and not a performance rating.
 
 Example
@@ -48,8 +50,11 @@ HOSTILE_ACTS = ("threat", "insult", "profanity")
 WINDOWS = ("month", "90d")
 ROLLING_DAYS = 90  # length of the rolling window
 DEPARTMENT = "department"
-TAU2_FLOOR = {"respect": 1e-4, "escalation": 1e-6}  # smallest between-officer variance (a department of equals)
-MIN_WITHIN_VARIANCE = {"respect": 1e-3, "escalation": 1e-5}  # when every officer has one encounter per period
+# Smallest between-officer variance (SD 0.1 corpus SD of respect, 0.01 of escalation). Plug-in empirical Bayes
+# treats τ² as known; when its estimate is near 0 (a department of equals, or too few officers to tell), a floor of
+# 0 would make every interval a point. At this floor an interval still reaches about ±0.2 respect.
+TAU2_FLOOR = {"respect": 1e-2, "escalation": 1e-4}
+MIN_WITHIN_VARIANCE = {"respect": 1e-3, "escalation": 1e-5}  # σ² never below this (constant test data)
 ALERT_KINDS = ("respect_below_peers", "respect_falling", "escalation_above_peers")
 
 
@@ -131,16 +136,18 @@ def encounter_measures(encounters: pd.DataFrame, utterances: pd.DataFrame, flags
 
 
 def read_roster(path: str | Path, peer_group: str) -> pd.Series:
-    """officer_id → peer-group value from a roster CSV; an empty Series when the column is absent.
+    """officer_id → peer-group value from a roster CSV (officers with an empty value are compared with the department).
 
     Raises
     ------
     ValueError
-        When the file cannot be read, lacks ``officer_id``, or lists an officer twice (the message names it).
+        When the file cannot be read, lacks ``officer_id`` or the ``peer_group`` column, or lists an officer twice
+        (the message names the file and the officer or the columns it has).
     """
     path = Path(path)
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        # utf-8-sig: spreadsheet exports often begin with a byte-order mark, which would otherwise rename officer_id
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (OSError, ValueError, pd.errors.ParserError) as error:
         raise ValueError(f"{path}: cannot read the officer roster: {error}") from error
     table.columns = [str(column).strip() for column in table.columns]
@@ -151,7 +158,10 @@ def read_roster(path: str | Path, peer_group: str) -> pd.Series:
     if not duplicated.empty:
         raise ValueError(f"{path}: officer {duplicated.iloc[0]!r} is listed more than once; give one row per officer")
     if peer_group not in table.columns:
-        return pd.Series(dtype=object)
+        raise ValueError(
+            f"{path}: no column {peer_group!r} (early_warning.peer_group) in the officer roster; it has "
+            f"{', '.join(table.columns)}"
+        )
     groups = table[peer_group].str.strip()
     return pd.Series(groups.to_numpy(), index=ids.to_numpy())[(ids != "").to_numpy() & (groups != "").to_numpy()]
 
@@ -342,7 +352,8 @@ def _with_units(measures: pd.DataFrame, roster: pd.Series | None) -> pd.DataFram
 
 def _add_peers(cells: pd.DataFrame, measures: pd.DataFrame, config: EarlyWarningConfig) -> pd.DataFrame:
     """Peer group and peer means per cell: the officer's unit in that period when it has enough officers, else the
-    department. Peer means are over the peers' encounters (each encounter once)."""
+    whole department (every officer, rostered or not). Peer means are over the other officers' encounters (each
+    encounter once): leaving the officer out keeps a small unit's mean from moving with the officer it judges."""
     cells = cells.copy()
     unit_officers = cells.groupby(["period", "unit"], dropna=True)["officer_id"].nunique()
     department_officers = cells.groupby("period")["officer_id"].nunique()
@@ -352,13 +363,22 @@ def _add_peers(cells: pd.DataFrame, measures: pd.DataFrame, config: EarlyWarning
     ]
     cells["peer_group"] = [f"{config.peer_group} {unit}" if use else DEPARTMENT
                            for use, unit in zip(use_unit, cells["unit"], strict=True)]  # fmt: skip
+    columns = ["_respect_sum", "_escalation_sum", "encounters"]
     for measure in ("respect", "escalation"):
         cells[f"_{measure}_sum"] = cells[f"{measure}_mean"] * cells["encounters"]
-    sums = cells.groupby(["period", "peer_group"])[["_respect_sum", "_escalation_sum", "encounters"]].transform("sum")
+    # The department's totals come from every cell of the period; a unit's from its own cells only.
+    department = cells.groupby("period")[columns].transform("sum")
+    unit = cells.assign(_unit=cells["unit"].fillna("\0")).groupby(["period", "_unit"])[columns].transform("sum")
+    in_unit = (cells["peer_group"] != DEPARTMENT).to_numpy()[:, None]
+    totals = pd.DataFrame(np.where(in_unit, unit.to_numpy(), department.to_numpy()), columns=columns, index=cells.index)
+    others = totals["encounters"] - cells["encounters"]
     for measure in ("respect", "escalation"):
-        cells[f"peer_{measure}"] = sums[f"_{measure}_sum"] / sums["encounters"]
-    cells["peer_officers"] = cells.groupby(["period", "peer_group"])["officer_id"].transform("nunique")
-    cells.loc[cells["peer_group"] == DEPARTMENT, "peer_officers"] = cells["period"].map(department_officers)
+        leave_one_out = (totals[f"_{measure}_sum"] - cells[f"_{measure}_sum"]) / others.where(others > 0)
+        # an officer alone in the period is compared with themself (nothing else to compare with): no alert can follow
+        cells[f"peer_{measure}"] = leave_one_out.fillna(totals[f"_{measure}_sum"] / totals["encounters"])
+    unit_count = cells.groupby(["period", "unit"])["officer_id"].transform("nunique")
+    group_size = np.where(in_unit[:, 0], unit_count, cells["period"].map(department_officers))
+    cells["peer_officers"] = np.maximum(group_size - 1, 0).astype(int)  # the others
     return cells.drop(columns=["_respect_sum", "_escalation_sum"])
 
 
@@ -371,7 +391,11 @@ def _variances(cells: pd.DataFrame, values: np.ndarray, measure: str) -> tuple[f
             part = values[index]
             squares += float(((part - part.mean()) ** 2).sum())
             degrees += len(index) - 1
-    within = max(squares / degrees, MIN_WITHIN_VARIANCE[measure]) if degrees else MIN_WITHIN_VARIANCE[measure]
+    if degrees:
+        within = max(squares / degrees, MIN_WITHIN_VARIANCE[measure])
+    else:  # one encounter per cell: the total spread is the honest (wide) stand-in for the within-officer spread
+        every = np.concatenate([values[index] for index in cells["index"]])
+        within = max(float(np.var(every, ddof=1)) if every.size > 1 else 0.0, MIN_WITHIN_VARIANCE[measure])
     deviation = (cells[f"{measure}_mean"] - cells[f"peer_{measure}"]).to_numpy()
     n = cells["encounters"].to_numpy(dtype=float)
     between = float(np.mean(deviation**2) - np.mean(within / n)) if len(cells) > 1 else 0.0
@@ -418,6 +442,7 @@ def _changes(
     from σ² (normal approximation); null without baseline encounters."""
     times = measures["recorded_at"]
     by_officer = measures.groupby("officer_id").groups
+    officer_codes = measures["officer_id"].to_numpy()
     department = {"respect": measures["respect"].to_numpy(), "escalation": measures["escalation"].to_numpy()}
     span = pd.DateOffset(months=config.baseline_periods) if window == "month" else pd.Timedelta(days=ROLLING_DAYS)
     baselines: dict[pd.Timestamp, np.ndarray] = {}  # period start -> encounters in the baseline before it
@@ -430,7 +455,7 @@ def _changes(
             peer_masks[row.peer_group] = _peer_mask(measures, row.peer_group, config).to_numpy()
         in_baseline = baselines[row.period_start]
         mine = [i for i in by_officer[row.officer_id] if in_baseline[i]]
-        peers = np.flatnonzero(in_baseline & peer_masks[row.peer_group])
+        peers = np.flatnonzero(in_baseline & peer_masks[row.peer_group] & (officer_codes != row.officer_id))
         baseline_n.append(len(mine))
         for measure in ("respect", "escalation"):
             change, low, high = results[measure]

@@ -141,6 +141,22 @@ def test_peer_groups_from_a_roster(tmp_path: Path) -> None:
     assert not rows.loc[rows["unit"] == "South", "alert"].any()
 
 
+def test_a_partial_roster_compares_unrostered_officers_with_the_whole_department(tmp_path: Path) -> None:
+    measures = department(n_officers=20, days=180, per_officer=60, low={"B00": -0.9, "B01": 0.6}, seed=8)
+    roster_file = tmp_path / "roster.csv"
+    rostered = [f"B{n:02d}" for n in range(2, 20)]
+    pd.DataFrame({"officer_id": rostered, "unit": ["North", "South"] * 9}).to_csv(roster_file, index=False)
+    rows = table(measures, roster=read_roster(roster_file, "unit"))
+    b00 = rows[rows["officer_id"] == "B00"]
+    assert set(b00["peer_group"]) == {"department"} and (b00["peer_officers"] == 19).all()
+    # the peers are the other 19 officers, not B00 and B01 alone
+    assert (b00["peer_respect"] - b00["respect_mean"] > 0.5).all()
+    current = current_periods(rows, "90d").set_index("officer_id")
+    assert current.loc["B00", "alert_kinds"] == "respect_below_peers"
+    assert not current.loc["B01", "alert"]  # steadily above everyone: neither below nor falling
+    assert not rows.loc[rows["officer_id"] == "B01", "alert_kinds"].str.contains("falling").any()
+
+
 def test_roster_errors_name_the_file_and_the_problem(tmp_path: Path) -> None:
     bad = tmp_path / "roster.csv"
     bad.write_text("badge,unit\nB01,North\n")
@@ -150,7 +166,10 @@ def test_roster_errors_name_the_file_and_the_problem(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"officer 'B01' is listed more than once"):
         read_roster(bad, "unit")
     bad.write_text("officer_id,shift\nB01,night\n")
-    assert read_roster(bad, "unit").empty  # no such column: the department is the peer group
+    with pytest.raises(ValueError, match=r"no column 'unit' \(early_warning.peer_group\).*it has officer_id, shift"):
+        read_roster(bad, "unit")
+    bad.write_bytes("\ufeffofficer_id,unit\nB01,North\n".encode())  # a spreadsheet's byte-order mark
+    assert read_roster(bad, "unit").to_dict() == {"B01": "North"}
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,13 @@ to the last whose horizon the outcomes cover.
   ``language_only`` and ``threshold_baseline``, and the rule as the department applies it (``threshold_rule``,
   k = the officers it flags); AUC, Brier score and a calibration table for the models.
 - **Indicators** (``indicators.csv``): one logistic regression (statsmodels GLM) of the label on every indicator at
-  once (each per standard deviation, so estimates are odds ratios per SD, adjusted for the others), over every cut,
-  with standard errors clustered by officer (an officer appears at every cut). Intervals and p-values are Bonferroni
-  adjusted over the indicators and one joint test of the language indicators together (``language_joint``: they
-  move together, so each adjusted for the others is uncertain even when language as a whole precedes outcomes), so
-  they hold simultaneously: in a department where nothing is linked, the chance of any claim is at most ``alpha``.
+  once (each per standard deviation, so estimates are odds ratios per SD, adjusted for the others) and one intercept
+  per cut (department-wide drifts are nobody's link), over every cut, with standard errors clustered by officer (an
+  officer appears at every cut). Intervals and p-values are Bonferroni adjusted over the indicators and one joint
+  test of the language indicators together (``language_joint``: they move together, so each adjusted for the
+  others is uncertain even when language as a whole precedes outcomes), so they hold simultaneously: in a
+  department where nothing is linked, the chance of any claim is at most about ``alpha`` (normal-theory cluster
+  standard errors; with few officers, a little more).
 
 Example
 -------
@@ -45,7 +47,7 @@ from sklearn.preprocessing import StandardScaler
 
 from bwc.config import EarlyWarningConfig
 from bwc.store import Store
-from scoring.officers import encounter_measures, window_measures
+from scoring.officers import encounter_measures, read_roster, window_measures
 
 OUTCOME_COLUMNS = ("officer_id", "date", "kind")
 # indicator -> what it is; the language ones come from the officer's encounters before the cut
@@ -83,6 +85,7 @@ class EarlyWarningOptions:
     alpha: float = 0.05  # family-wise error of the indicator intervals and claims
     min_encounters: int = 5  # officers with fewer encounters in a lookback are left out of that cut
     seed: int = 0  # tie order of the threshold ranking
+    outcomes_through: pd.Timestamp | None = None  # last day the outcome records cover; None = the last outcome's date
     early_warning: EarlyWarningConfig = field(default_factory=EarlyWarningConfig)  # shrinkage and intervals
 
 
@@ -159,7 +162,14 @@ def early_warning(store: Path, outcomes: pd.DataFrame, options: EarlyWarningOpti
     dropped = int((~known).sum())
     outcomes = outcomes[known]
     cuts = _cut_dates(measures, outcomes, options)
-    panel = pd.concat([_panel_at(cut, measures, outcomes, options) for cut in cuts], ignore_index=True)
+    settings = options.early_warning
+    roster = read_roster(settings.roster, settings.peer_group) if settings.roster else None  # peers as the store's
+    panel = pd.concat([_panel_at(cut, measures, outcomes, options, roster) for cut in cuts], ignore_index=True)
+    if panel.empty:
+        raise ValueError(
+            f"no officer has {options.min_encounters} analysed encounters in the {options.lookback_days} days before "
+            "any cut date: too few encounters per officer to validate on"
+        )
     evaluation, metrics, calibration, test_cuts = _evaluate(panel, cuts, options)
     indicators = _indicators(panel, options.alpha)
     return EarlyWarningResult(evaluation, metrics, calibration, indicators, panel, tuple(cuts), test_cuts, dropped)
@@ -186,7 +196,15 @@ def write_early_warning(result: EarlyWarningResult, out: Path, options: EarlyWar
 
 def _cut_dates(measures: pd.DataFrame, outcomes: pd.DataFrame, options: EarlyWarningOptions) -> list[pd.Timestamp]:
     first = measures["recorded_at"].min().normalize() + pd.Timedelta(days=options.lookback_days)
-    last_seen = max(measures["recorded_at"].max(), outcomes["date"].max() if not outcomes.empty else first)
+    if options.outcomes_through is not None:
+        last_seen = pd.Timestamp(options.outcomes_through)
+        last_seen = last_seen.tz_localize("UTC") if last_seen.tzinfo is None else last_seen.tz_convert("UTC")
+    elif outcomes.empty:
+        raise ValueError("no outcomes of the kinds asked for name an officer in the store: nothing to validate against")
+    else:
+        # A cut needs its whole horizon inside what the outcome records cover; the encounters may run on past the
+        # export, and months without any recorded outcome would read as months without outcomes.
+        last_seen = outcomes["date"].max()
     cuts, cut = [], pd.Timestamp(first.year, first.month, 1, tz="UTC") + pd.DateOffset(months=1)
     while cut + pd.DateOffset(months=options.horizon_months) <= last_seen + pd.Timedelta(days=1):
         cuts.append(cut)
@@ -202,11 +220,15 @@ def _cut_dates(measures: pd.DataFrame, outcomes: pd.DataFrame, options: EarlyWar
 
 
 def _panel_at(
-    cut: pd.Timestamp, measures: pd.DataFrame, outcomes: pd.DataFrame, options: EarlyWarningOptions
+    cut: pd.Timestamp,
+    measures: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    options: EarlyWarningOptions,
+    roster: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Each officer's indicators from before ``cut`` and whether an outcome followed within the horizon."""
     start = cut - pd.Timedelta(days=options.lookback_days)
-    cells = window_measures(measures, start, cut, options.early_warning)
+    cells = window_measures(measures, start, cut, options.early_warning, roster)
     if cells.empty:
         return pd.DataFrame()
     cells = cells[cells["encounters"] >= options.min_encounters]
@@ -249,8 +271,8 @@ def _evaluate(
     for cut in cuts:
         known = panel[panel["cut"] + pd.DateOffset(months=options.horizon_months) <= cut]
         test = panel[panel["cut"] == cut]
-        if test.empty or known["label"].nunique() < 2 or test["label"].sum() == 0:
-            continue  # nothing to learn from yet, or no outcome to find at this cut
+        if test.empty or known["label"].nunique() < 2 or test["label"].nunique() < 2:
+            continue  # nothing to learn from yet, or nothing to rank at this cut (no outcome, or everyone had one)
         test_cuts.append(cut)
         scores = {}
         for method, columns in features.items():
@@ -339,7 +361,11 @@ def _indicators(panel: pd.DataFrame, alpha: float) -> pd.DataFrame:
     names = [*LANGUAGE_INDICATORS, *HISTORY_INDICATORS]
     columns = [name for name in names if panel[name].std() > 0]
     standardised = (panel[columns] - panel[columns].mean()) / panel[columns].std()
-    design = sm.add_constant(standardised.to_numpy(dtype=float))
+    # One intercept per cut: a department-wide drift in the scores (a new model version, a season) that happens to
+    # run with a drift in outcome rates is not a link between officers' language and their outcomes.
+    cut_effects = pd.get_dummies(panel["cut"], drop_first=True, dtype=float).to_numpy()
+    design = np.column_stack([np.ones(len(panel)), standardised.to_numpy(dtype=float), cut_effects])
+    own = slice(1, 1 + len(columns))  # the indicators' coefficients
     groups = pd.factorize(panel["officer_id"])[0]
     fit = sm.GLM(panel["label"].to_numpy(), design, family=sm.families.Binomial()).fit(
         cov_type="cluster", cov_kwds={"groups": groups}
@@ -349,13 +375,13 @@ def _indicators(panel: pd.DataFrame, alpha: float) -> pd.DataFrame:
     # others is uncertain even when language as a whole clearly precedes outcomes.
     language = [i + 1 for i, name in enumerate(columns) if name in LANGUAGE_INDICATORS]
     m = len(columns) + (1 if language else 0)
-    intervals = fit.conf_int(alpha=alpha / m)[1:]
-    raw = np.asarray(fit.pvalues[1:])
+    intervals = np.asarray(fit.conf_int(alpha=alpha / m))[own]
+    raw = np.asarray(fit.pvalues)[own]
     meanings = LANGUAGE_INDICATORS | HISTORY_INDICATORS
     table = pd.DataFrame(
         {
             "indicator": columns,
-            "estimate": np.exp(np.asarray(fit.params[1:])),
+            "estimate": np.exp(np.asarray(fit.params)[own]),
             "ci_low": np.exp(intervals[:, 0]),
             "ci_high": np.exp(intervals[:, 1]),
             "p_value_unadjusted": raw,

@@ -386,7 +386,7 @@ class OfficerTrends:
             For a plot name not in :data:`PLOTS`.
         """
         label = shown.officer(officer_id) or "—"
-        figure = self.figure(officer_id, name, selection, label)
+        figure = self.figure(officer_id, name, selection, _plain_text(label))
         # The PNG names what it shows in its Title text chunk, by the viewer's label as the drawn title does: the
         # file says in plain bytes whom it is about (and a test can read that it says no more).
         metadata = {"Title": f"{PLOTS[name]}: {label}", "Software": None}
@@ -438,7 +438,12 @@ def _comparison(period_rows: pd.DataFrame, mine: pd.Series | None) -> list[dict[
     percentile among them."""
     if mine is None:
         return []
-    peers = period_rows[period_rows["peer_group"] == mine["peer_group"]]
+    # the same peers as officer_periods' peer means: the officer's unit, or (for "department") every officer; the
+    # officer themself left out
+    group = period_rows if mine["peer_group"] == "department" else period_rows[period_rows["unit"] == mine["unit"]]
+    peers = group[group["officer_id"] != mine["officer_id"]]
+    if peers.empty:
+        peers = group
     formats = {"signed": _signed, "plain": _plain, "share": _share}
     out = []
     for column, name, kind in COMPARED:
@@ -466,6 +471,12 @@ def _comparison(period_rows: pd.DataFrame, mine: pd.Series | None) -> list[dict[
             }
         )
     return out
+
+
+def _plain_text(text: str) -> str:
+    """Text for a matplotlib label as it is: "$" would start mathtext (a pair of them in a unit name or an officer id
+    made the plot fail), and a legend drops labels that begin with "_"."""
+    return text.replace("$", r"\$").lstrip("_") or text
 
 
 def _link(encounter_id: str, shown: Disclosure) -> dict[str, Any]:
@@ -572,7 +583,7 @@ def _peers_plot(figure: Figure, period_rows: pd.DataFrame, officer_id: str, labe
         if group is not None and group != DEPARTMENT:
             outside, inside = others & ~in_group, others & in_group
             axes.scatter(values[outside], spread[outside], color="#cfcfcf", s=18, label="other officers")
-            axes.scatter(values[inside], spread[inside], color="#7d7d7d", s=18, label=f"others in {group}")
+            axes.scatter(values[inside], spread[inside], color="#7d7d7d", s=18, label=f"others in {_plain_text(group)}")
         else:
             axes.scatter(values[others], spread[others], color="#9a9a9a", s=18, label="other officers")
         if len(mine):
