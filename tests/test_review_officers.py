@@ -275,8 +275,15 @@ def test_researchers_see_pseudonyms_and_never_a_real_officer_or_encounter_id(
     assert sorted(labels) == sorted(pseudonym(officer) for officer in department.current["officer_id"])
     assert all(PSEUDONYM.fullmatch(label) for label in labels)
     assert "De-identified view" in listing.text
+    # Units by keyed pseudonym too (a real unit name beside a stable officer pseudonym narrows a small unit down to
+    # a few people); the filter takes the pseudonym the page offers.
+    shown_units = {unit for _, unit in listed(listing.text)}
+    assert shown_units == {pseudonym.of("unit", unit) for unit in department.current["unit"]}
+    some_unit = sorted(shown_units)[0]
+    filtered = listed(get("/officers", unit=some_unit).text)
+    assert filtered and {unit for _, unit in filtered} == {some_unit}
     for sort in ("officer", "respect", "unit"):
-        get("/officers", sort=sort, unit="unit-2")
+        get("/officers", sort=sort, unit=some_unit)
     get("/officers", window="month")
     for label in labels:  # every officer's page
         page = get(f"/officers/{label}")
@@ -294,7 +301,9 @@ def test_researchers_see_pseudonyms_and_never_a_real_officer_or_encounter_id(
     assert get(f"/officers/{department.alerted}").status_code == 404
     assert get(f"/officers/{department.alerted}/plot/respect.png").status_code == 404
 
+    real_unit = re.compile(r"unit-\d(?![0-9a-f])")  # the simulated units are unit-1 .. unit-4
     for body in bodies:
+        assert not real_unit.search(body.decode("latin-1"))
         assert not ENCOUNTER_ID.search(body.decode("latin-1"))
         assert not any(officer.encode() in body for officer in real_officers)
     # The plots' every text (titles, legends, ticks) names the officer by the label it was given, never the id.

@@ -277,6 +277,7 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
             date=lambda value: shown_date(value, identified),
             reasons=lambda row: row["reasons"] if words else (row.get("reasons_deidentified") or WITHHELD_REASONS),
             opens=lambda encounter_id: pages and (identified or encounter_id in flagged),
+            unit=lambda unit: unit if identified else str(pseudonym.of("unit", unit)),
         )
 
     def officer_request(

@@ -106,6 +106,9 @@ class Disclosure:
         A ``flags`` row -> its reasons as the viewer may read them (with or without the words).
     opens
         encounter id -> whether the viewer may open that encounter's page (a link is drawn only then).
+    unit
+        unit name -> what the viewer sees (the name, or a keyed pseudonym: in a small unit, a real unit name beside
+        a stable officer pseudonym narrows the officer down to a few people).
     """
 
     identified: bool
@@ -114,6 +117,7 @@ class Disclosure:
     date: Callable[[Any], str]
     reasons: Callable[[Mapping[str, Any]], str]
     opens: Callable[[str], bool]
+    unit: Callable[[str], str] = str
 
 
 @dataclass(frozen=True)
@@ -228,8 +232,26 @@ class OfficerTrends:
                 return str(officer_id)
         raise NotFound("no such officer")
 
-    def _period_rows(self, selection: Selection) -> pd.DataFrame:
+    def view(self, shown: Disclosure | None) -> pd.DataFrame:
+        """The table as ``shown`` may see it: unit names (in ``unit``, ``peer_group`` and the alert reasons) through
+        :attr:`Disclosure.unit` for de-identified views; as it is otherwise."""
         table = self.table()
+        if shown is None or shown.identified or table.empty:
+            return table
+        table = table.copy()
+        units = sorted({str(u) for u in table["unit"].dropna()}, key=len, reverse=True)  # "North East" before "North"
+        names = {unit: shown.unit(unit) for unit in units}
+        groups = {f"{self.config.peer_group} {unit}": f"{self.config.peer_group} {names[unit]}" for unit in units}
+        table["unit"] = table["unit"].map(names)
+        table["peer_group"] = table["peer_group"].map(lambda group: groups.get(group, group))
+        reasons = table["alert_reasons"].fillna("")
+        for group, shown_group in groups.items():
+            reasons = reasons.str.replace(group, shown_group, regex=False)
+        table["alert_reasons"] = reasons
+        return table
+
+    def _period_rows(self, selection: Selection, shown: Disclosure | None = None) -> pd.DataFrame:
+        table = self.view(shown)
         return table[(table["window"] == selection.window) & (table["period"] == selection.period)].reset_index(
             drop=True
         )
@@ -239,7 +261,7 @@ class OfficerTrends:
         """Every officer with encounters in the selected period, filtered by unit and sorted (an unknown sort key
         gives the default: alerts first)."""
         sort = sort if sort in SORTS else DEFAULT_SORT
-        rows = self._period_rows(selection)
+        rows = self._period_rows(selection, shown)
         units = sorted({str(u) for u in rows["unit"].dropna()})
         if unit:
             rows = rows[rows["unit"] == unit]
@@ -310,7 +332,7 @@ class OfficerTrends:
             How the viewer sees ids, dates and reasons.
         """
         label = shown.officer(officer_id) or "—"
-        period_rows = self._period_rows(selection)
+        period_rows = self._period_rows(selection, shown)
         mine = period_rows[period_rows["officer_id"] == officer_id]
         current = self._row(mine.iloc[0].to_dict(), selection, shown) if len(mine) else None
         drivers = []
@@ -328,7 +350,7 @@ class OfficerTrends:
             }
             for row in own.head(FLAGGED_SHOWN).to_dict("records")
         ]
-        table = self.table()
+        table = self.view(shown)
         months = table[(table["officer_id"] == officer_id) & (table["window"] == TREND_WINDOW)]
         base = f"/officers/{quote(label, safe='')}"
         return OfficerView(
@@ -386,7 +408,7 @@ class OfficerTrends:
             For a plot name not in :data:`PLOTS`.
         """
         label = shown.officer(officer_id) or "—"
-        figure = self.figure(officer_id, name, selection, _plain_text(label))
+        figure = self.figure(officer_id, name, selection, _plain_text(label), shown)
         # The PNG names what it shows in its Title text chunk, by the viewer's label as the drawn title does: the
         # file says in plain bytes whom it is about (and a test can read that it says no more).
         metadata = {"Title": f"{PLOTS[name]}: {label}", "Software": None}
@@ -395,14 +417,16 @@ class OfficerTrends:
             figure.savefig(buffer, format="png", dpi=PLOT_DPI, metadata=metadata)
         return buffer.getvalue()
 
-    def figure(self, officer_id: str, name: str, selection: Selection, label: str) -> Figure:
+    def figure(
+        self, officer_id: str, name: str, selection: Selection, label: str, shown: Disclosure | None = None
+    ) -> Figure:
         """The matplotlib figure behind :meth:`plot` (its texts can be inspected: none of them names the officer
         other than by ``label``)."""
         if name not in PLOTS:
             raise NotFound("no such plot")
         from matplotlib.figure import Figure  # imported on first use: most requests draw nothing
 
-        table = self.table()
+        table = self.view(shown)
         months = table[(table["officer_id"] == officer_id) & (table["window"] == TREND_WINDOW)]
         if selection.period_end is not None:
             months = months[months["period_end"] <= selection.period_end]
@@ -410,7 +434,7 @@ class OfficerTrends:
         with _RENDER_LOCK:
             figure = Figure(figsize=PLOT_SIZE, dpi=PLOT_DPI, layout="constrained")
             if name == "peers":
-                _peers_plot(figure, self._period_rows(selection), officer_id, label, selection)
+                _peers_plot(figure, self._period_rows(selection, shown), officer_id, label, selection)
             elif name == "behaviours":
                 _behaviours_plot(figure, months, label)
             else:
