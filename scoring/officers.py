@@ -238,19 +238,8 @@ def officer_store(store: Store, config: EarlyWarningConfig, now: datetime | None
             roster = read_roster(config.roster, config.peer_group)
         except ValueError as error:
             roster_problem = str(error)
-    encounters = store.read_parts("encounter_scores")
-    encounters = encounters.drop_duplicates("encounter_id", keep="last")
-    utterances = store.read_parts("utterance_scores")
-    if not encounters.empty and not utterances.empty:
-        utterances = utterances.merge(encounters[["encounter_id", "part"]], on=["encounter_id", "part"], how="inner")
-    flags = store.read_parts("flags")
-    if encounters.empty:
-        measures = pd.DataFrame(columns=["encounter_id", "officer_id", "recorded_at", "respect"])
-        measures.attrs["skipped"] = 0
-    else:
-        measures = encounter_measures(encounters, utterances, flags)
-    versions = sorted(set(encounters["model_version"].dropna().astype(str))) if not encounters.empty else []
-    rows = officer_periods(measures, config, roster, now, scores_version="|".join(versions))
+    measures = store_measures(store)
+    rows = officer_periods(measures, config, roster, now, scores_version=measures.attrs["scores_version"])
     store.write_rows("officer_periods", "part-current", rows)
     table = pd.DataFrame(rows)
     if table.empty:
@@ -265,6 +254,24 @@ def officer_store(store: Store, config: EarlyWarningConfig, now: datetime | None
         skipped=int(measures.attrs.get("skipped", 0)),
         roster_problem=roster_problem,
     )
+
+
+def store_measures(store: Store) -> pd.DataFrame:
+    """:func:`encounter_measures` of every scored encounter in ``store`` (the newest scoring of an encounter, with its
+    own utterances, as the flags read them) and the current flags; ``attrs["scores_version"]`` names the scores'
+    model versions and ``attrs["skipped"]`` the encounters left out."""
+    encounters = store.read_parts("encounter_scores")
+    if encounters.empty:
+        measures = pd.DataFrame(columns=["encounter_id", "officer_id", "recorded_at", "respect"])
+        measures.attrs |= {"skipped": 0, "scores_version": ""}
+        return measures
+    encounters = encounters.drop_duplicates("encounter_id", keep="last")
+    utterances = store.read_parts("utterance_scores")
+    if not utterances.empty:
+        utterances = utterances.merge(encounters[["encounter_id", "part"]], on=["encounter_id", "part"], how="inner")
+    measures = encounter_measures(encounters, utterances, store.read_parts("flags"))
+    measures.attrs["scores_version"] = "|".join(sorted(set(encounters["model_version"].dropna().astype(str))))
+    return measures
 
 
 def current_periods(table: pd.DataFrame, window: str) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -171,12 +172,22 @@ def review_server(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -
             input=REVIEW_PASSWORD + "\n", capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert added.returncode == 0, added.stderr
+    recordings = {e: r for e, r in pd.DataFrame(rows).dropna(subset=["recording_id"])[["encounter_id", "recording_id"]]
+                  .drop_duplicates().itertuples(index=False)}  # fmt: skip
+    with serve_review(store) as url:
+        yield ReviewServer(url, store, footage, "demo-002", "demo-001", recordings)
+
+
+@contextlib.contextmanager
+def serve_review(store: Path) -> Iterator[str]:
+    """The real ``bwc review serve`` on ``store``, on a free port, until the block ends; its base URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.2", 0))
         port = probe.getsockname()[1]
     # 127.0.0.2, not 127.0.0.1: Ray rewrites 127.0.0.1 on this machine, and the app must not care either way.
     server = subprocess.Popen(
-        [*bwc, "review", "serve", "--store", str(store), "--host", "127.0.0.2", "--port", str(port)],
+        [sys.executable, "-m", "bwc.cli", "review", "serve", "--store", str(store), "--host", "127.0.0.2",
+         "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.2:{port}"
@@ -191,10 +202,8 @@ def review_server(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -
             server.kill()
             raise RuntimeError(f"review server did not start: {server.stdout.read() if server.stdout else ''}")
         time.sleep(0.3)
-    recordings = {e: r for e, r in pd.DataFrame(rows).dropna(subset=["recording_id"])[["encounter_id", "recording_id"]]
-                  .drop_duplicates().itertuples(index=False)}  # fmt: skip
     try:
-        yield ReviewServer(url, store, footage, "demo-002", "demo-001", recordings)
+        yield url
     finally:
         server.terminate()
         try:

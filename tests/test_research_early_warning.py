@@ -125,3 +125,10 @@ def test_too_little_time_is_a_clear_error(linked: tuple[Path, Path]) -> None:
     store, outcomes = linked
     with pytest.raises(ValueError, match=r"too little for time-split validation"):
         early_warning(store, load_outcomes(outcomes), EarlyWarningOptions(lookback_days=540, horizon_months=6))
+
+
+def test_an_empty_store_is_a_clear_error(tmp_path: Path, linked: tuple[Path, Path]) -> None:
+    empty = tmp_path / "store"
+    empty.mkdir()
+    with pytest.raises(ValueError, match=r"no scored encounters \(run `bwc run` or `bwc score` first\)"):
+        early_warning(empty, load_outcomes(linked[1]), EarlyWarningOptions())

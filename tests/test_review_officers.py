@@ -11,10 +11,7 @@ from __future__ import annotations
 import io
 import os
 import re
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,7 +34,7 @@ from bwc.review.db import ReviewDatabase
 from bwc.review.officers import FLAGGED_SHOWN, PLOTS, OfficerTrends
 from bwc.store import Store
 from scoring.officers import current_periods, officer_store
-from tests.conftest import REVIEW_PASSWORD
+from tests.conftest import REVIEW_PASSWORD, serve_review
 from tests.test_review_browser import browser  # noqa: F401  (the Chromium fixture)
 
 pytestmark = pytest.mark.slow
@@ -361,35 +358,8 @@ def test_every_view_is_audited_and_unknown_officers_are_not_found(department: De
 @pytest.fixture(scope="module")
 def served(department: Department) -> Iterator[str]:
     """The real ``bwc review serve`` on the department's store; its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.2", 0))
-        port = probe.getsockname()[1]
-    # 127.0.0.2 as in conftest's review_server: Ray rewrites 127.0.0.1 on this machine.
-    server = subprocess.Popen(
-        [sys.executable, "-m", "bwc.cli", "review", "serve", "--store", str(department.store), "--host", "127.0.0.2",
-         "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.2:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/login", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            raise RuntimeError(f"review server did not start: {server.stdout.read() if server.stdout else ''}")
-        time.sleep(0.3)
-    try:
+    with serve_review(department.store) as url:
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 def test_a_supervisor_filters_the_officers_and_opens_one_in_chromium(

@@ -47,7 +47,7 @@ from sklearn.preprocessing import StandardScaler
 
 from bwc.config import EarlyWarningConfig
 from bwc.store import Store
-from scoring.officers import encounter_measures, read_roster, window_measures
+from scoring.officers import read_roster, store_measures, window_measures
 
 OUTCOME_COLUMNS = ("officer_id", "date", "kind")
 # indicator -> what it is; the language ones come from the officer's encounters before the cut
@@ -146,13 +146,9 @@ def early_warning(store: Path, outcomes: pd.DataFrame, options: EarlyWarningOpti
     ValueError
         When the store has no analysed encounters, or the data span too little time for two cut dates.
     """
-    store_ = Store(store)
-    encounters = store_.read_parts("encounter_scores").drop_duplicates("encounter_id", keep="last")
-    if encounters.empty:
+    measures = store_measures(Store(store))
+    if measures.empty and not measures.attrs["skipped"]:
         raise ValueError(f"{store}: no scored encounters (run `bwc run` or `bwc score` first)")
-    utterances = store_.read_parts("utterance_scores")
-    utterances = utterances.merge(encounters[["encounter_id", "part"]], on=["encounter_id", "part"], how="inner")
-    measures = encounter_measures(encounters, utterances, store_.read_parts("flags"))
     if measures.empty:
         raise ValueError(f"{store}: no encounter has an officer id, a time and officer language")
     measures["behaviours"] = measures[[c for c in measures.columns if c.startswith("rate_")]].mean(axis=1)
