@@ -783,6 +783,133 @@ def research_export(
     )
 
 
+@app.command()
+def publish(
+    store: Annotated[Path, typer.Option("--store", help="Store to publish from.", exists=True)],
+    out: Annotated[Path, typer.Option("--out", help="The portal folder: the latest release, and releases/.")],
+    period: Annotated[str | None, typer.Option("--period", help="month | quarter (default publish.period).")] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by",
+            help="Group fields, comma-separated: district, stop_reason, time_of_day, race, gender, "
+            "age_group, outcome, category (default publish.by, else district, stop_reason, time_of_day).",
+        ),
+    ] = None,
+    stops: Annotated[
+        Path | None,
+        typer.Option(
+            "--stops",
+            help="Stop data: encounter_id, district, stop_reason, race, gender, age_group, outcome.",
+            exists=True,
+        ),
+    ] = None,
+    through: Annotated[
+        str | None, typer.Option("--through", help="Last day to publish (YYYY-MM-DD; default: the last full period).")
+    ] = None,
+    draft: Annotated[
+        bool, typer.Option("--draft", help="Prepare a draft for review in the app (Releases) instead of releasing.")
+    ] = False,
+    release_draft: Annotated[
+        str | None, typer.Option("--release", help="Release a draft prepared earlier (its id).")
+    ] = None,
+    as_user: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            help="Release as this supervisor or admin account (password from stdin); default: the "
+            "operating-system user, who can write the store.",
+        ),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Open data: public tables of what the store's encounters show, with small cells suppressed, as a release."""
+    from datetime import date
+
+    from bwc.config import load_config
+    from bwc.publish.release import PublishError, prepare, read_draft, release
+    from bwc.publish.tables import PublishSettings
+
+    settings_config = load_config(None, config)
+    database = _review_database(store, config)
+    user = None
+    if as_user is not None:
+        user = database.authenticate(as_user, _read_password())
+        if user is None:
+            database.audit(
+                "publish_release",
+                "refused",
+                401,
+                object=f"user:{as_user}",
+                detail="command line: wrong name or password",
+            )
+            console.print(f"error: {as_user}: wrong name or password", markup=False)
+            raise typer.Exit(EXIT_BAD_INPUT)
+    try:
+        if release_draft is None:
+            last_day = date.fromisoformat(through) if through else None
+            fields = tuple(name.strip() for name in by.split(",") if name.strip()) if by else None
+            settings = PublishSettings.from_config(settings_config, period=period, by=fields, through=last_day)
+            section = settings_config.publish
+            prepared = prepare(
+                store,
+                out,
+                settings,
+                stops,
+                database=database,
+                user=user,
+                respect_dir=Path(settings_config.scoring.respect_model)
+                if settings_config.scoring.respect_model
+                else None,
+                identity={
+                    "name": section.name,
+                    "title": section.title,
+                    "publisher": section.publisher,
+                    "license": section.license,
+                },
+            )
+        else:
+            prepared = read_draft(store, release_draft)
+            if prepared.out_dir != out.absolute():
+                raise PublishError(f"draft {release_draft} is for {prepared.out_dir}, not {out.absolute()}")
+        summary = prepared.summary
+        console.print(
+            f"{'draft ' + prepared.draft_id if draft else prepared.release_id}: {len(summary['periods'])} "
+            f"{settings_config.publish.period if release_draft else settings.period}s "
+            f"({summary['periods'][0]} to {summary['periods'][-1]}), {len(summary['tables'])} tables, "
+            f"{summary['cells']} cells ({summary['suppressed']} suppressed), {summary['encounters']} encounters; "
+            f"{prepared.changes} changes; sha256 {prepared.sha256}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        for warning in prepared.warnings:
+            console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+        if draft:
+            console.print(
+                f"review it in the review app (Releases, /releases/{prepared.draft_id}) or release it: "
+                f"bwc publish --store {store} --out {out} --release {prepared.draft_id}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+            return
+        released = release(store, prepared.draft_id, database=database, user=user, client="command line")
+    except ValueError as error:  # PublishInputError and a bad --through date: the input, in one line
+        console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except (PublishError, OSError) as error:
+        console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_RUN_FAILED) from None
+    console.print(
+        f"released {released.release_id} to {released.out_dir} (sha256 {released.sha256}, by "
+        f"{released.released_by}; recorded in the audit log)",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 @models_app.command("starter")
 def models_starter(
     directory: Annotated[

@@ -206,6 +206,21 @@ class ReviewConfig(_Section):
     researcher_date_resolution: Literal["day", "week", "month"] = "day"  # finest recording date researchers see
 
 
+class PublishConfig(_Section):
+    """Open data (``bwc publish``): the public tables, how they are protected, and what the package says it is."""
+
+    period: Literal["month", "quarter"] = "month"  # one row per period; a series keeps its period
+    by: list[str] = Field(default_factory=list)  # group fields; empty = district, stop_reason, time_of_day, if present
+    timezone: str | None = None  # periods and times of day are local to it; None = metadata.timezone
+    min_cell: int = Field(default=11, ge=1)  # cells with fewer encounters are suppressed (11: public-health custom)
+    min_officers: int = Field(default=3, ge=1)  # cells whose encounters involve fewer officers are suppressed
+    max_officer_share: float = Field(default=0.5, gt=0.0, le=1.0)  # suppressed above this one-officer share; 1 = off
+    name: str = Field(default="bwc-encounters", pattern=r"^[a-z0-9._-]+$")  # datapackage name
+    title: str = "Police-public encounters: what body-worn-camera audio shows"  # the portal's title
+    publisher: str = ""  # the department, as the package and the portal page name it
+    license: str = "CC-BY-4.0"  # SPDX identifier of the data licence
+
+
 class RunConfig(_Section):
     """How the pipeline is laid out: on Ray (a workstation's local Ray or a cluster) or in this one process."""
 
@@ -245,6 +260,7 @@ class BwcConfig(_Section):
     clips: ClipsConfig = Field(default_factory=ClipsConfig)
     early_warning: EarlyWarningConfig = Field(default_factory=EarlyWarningConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
+    publish: PublishConfig = Field(default_factory=PublishConfig)
     run: RunConfig = Field(default_factory=RunConfig)
     models_dir: str | None = None  # where the models came from (set by the loader, for messages)
     tiny_models: bool = False  # true when the models directory holds random-weight test checkpoints

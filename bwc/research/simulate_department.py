@@ -188,3 +188,40 @@ def write_department_store(department: Department, store_dir: Path, seed: int = 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
+
+
+DISTRICTS = ("north", "south", "east", "west", "central")  # a unit patrols one district, mostly
+STOP_REASONS = (("traffic", 0.6), ("equipment", 0.15), ("suspicious person", 0.12), ("call for service", 0.1),
+                ("warrant", 0.03))  # fmt: skip
+RACES = (("white", 0.45), ("black", 0.3), ("hispanic", 0.18), ("asian", 0.07))
+OUTCOMES = (("warning", 0.5), ("citation", 0.35), ("arrest", 0.05), ("no action", 0.1))
+
+
+def simulate_stop_data(department: Department, seed: int = 0, home_district: float = 0.85) -> pd.DataFrame:
+    """Stop data for the department's encounters, as a records system would export it (``--stops``): district,
+    stop reason, civilian race, gender and age group, outcome. An officer's stops are in their unit's district
+    ``home_district`` of the time, so districts have the few-officers-per-cell structure real beats have."""
+    rng = np.random.default_rng(seed)
+    unit = department.officers.set_index("officer_id")["unit"]
+    units = sorted(set(unit))
+    home = {name: DISTRICTS[index % len(DISTRICTS)] for index, name in enumerate(units)}
+    n = len(department.encounters)
+    officer_home = department.encounters["officer_id"].map(unit).map(home).to_numpy()
+    elsewhere = rng.choice(DISTRICTS, size=n)
+    district = np.where(rng.random(n) < home_district, officer_home, elsewhere)
+
+    def draw(choices: tuple[tuple[str, float], ...]) -> np.ndarray:
+        names, weights = zip(*choices, strict=True)
+        return rng.choice(names, size=n, p=np.array(weights) / sum(weights))
+
+    return pd.DataFrame(
+        {
+            "encounter_id": department.encounters["encounter_id"],
+            "district": district,
+            "stop_reason": draw(STOP_REASONS),
+            "race": draw(RACES),
+            "gender": draw((("male", 0.68), ("female", 0.31), ("nonbinary", 0.01))),
+            "age_group": draw((("under 25", 0.3), ("25-44", 0.45), ("45-64", 0.2), ("65+", 0.05))),
+            "outcome": draw(OUTCOMES),
+        }
+    )

@@ -1,0 +1,645 @@
+"""Releases of the public data: prepare a draft inside the store, review it, release it into the portal folder.
+
+A **draft** (``STORE/publish/drafts/<id>/``) holds the whole package as it would go out (``package/``), its
+settings and warnings (``draft.json``) and, internal only, every cell with its true count and suppression reason
+(``cells.parquet``). Preparing checks the package against its own Frictionless schema and scans every file for the
+store's officer, encounter and recording ids. **Releasing** a draft checks that nothing in it changed since it was
+prepared (its SHA-256 sums) and that the portal folder still holds the release the draft revises, then writes:
+
+- ``OUT/releases/<release>/``: this release, complete and never changed again;
+- ``OUT/`` itself: the latest release's files (``datapackage.json`` last), so a portal can point at one address.
+
+The draft then moves to ``STORE/publish/releases/<release>/`` with ``release.json`` (who, when, the SHA-256), where
+the next draft finds the cells it revises. Every preparation and release is written to the review audit log with
+the package's SHA-256.
+
+A series keeps its period and tables: a quarterly table beside a monthly one, or a new table for old periods,
+would give a reader new margins to difference suppressed cells out of, so such a change needs a new folder.
+
+Example
+-------
+>>> draft = prepare(Path("/data/bwc-store"), Path("/srv/portal/bwc"), PublishSettings(), database=db)  # doctest: +SKIP
+>>> released = release(Path("/data/bwc-store"), draft.draft_id, database=db, user=supervisor)       # doctest: +SKIP
+>>> released.release_id, released.sha256[:12]                                                      # doctest: +SKIP
+('r001', '5be1c0a7d2f4')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bwc.custody import actor
+from bwc.publish import package
+from bwc.publish.suppression import suppress
+from bwc.publish.tables import (
+    MEASURES,
+    OVERALL,
+    PublishSettings,
+    build_cells,
+    encounter_frame,
+    load_stops,
+    resolve_fields,
+)
+from bwc.store import Store, write_atomically
+
+PUBLISH_DIR = "publish"  # in the store: drafts/ and releases/ (internal, never copied out)
+DRAFT_FILE, RELEASE_FILE, CELLS_FILE = "draft.json", "release.json", "cells.parquet"
+PACKAGE_DIR = "package"  # a draft's files exactly as they go out
+RELEASES_DIR = "releases"  # in OUT: one folder per release
+PUBLISHING_ROLES = ("supervisor", "admin")  # who may release (the CLI: whoever may write the store)
+ID_PATTERN = re.compile(r"[0-9a-f]{12}")  # draft ids
+MIN_SCANNED_ID_CHARS = 4  # ids shorter than this ("12") would match ordinary numbers in any table
+README, DICTIONARY, INDEX, CHANGELOG = "README.md", "data_dictionary.md", "index.html", "CHANGELOG.md"
+DIFFERENCING_NOTE = (
+    "revised by {delta:+d} encounters: a reader comparing this release with the last learns what those "
+    "encounters changed (fewer than {min_cell})"
+)
+
+
+class PublishError(RuntimeError):
+    """A draft cannot be prepared or released; the message says why, in one line."""
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A prepared release awaiting review."""
+
+    draft_id: str  # 12 hex characters
+    folder: Path  # STORE/publish/drafts/<draft_id>
+    out_dir: Path  # the portal folder it is meant for (absolute)
+    release_id: str  # the id it will have when released (r001, ...)
+    previous: str | None  # the release it revises (the folder's latest when prepared)
+    sha256: str  # SHA-256 of the package's SHA256SUMS: the package's identity
+    created: str  # ISO time prepared (UTC)
+    created_by: str  # who prepared it (user, or user@host on the command line)
+    summary: dict[str, Any] = field(default_factory=dict)  # periods, tables, cells, suppressed, encounters
+    warnings: tuple[str, ...] = ()  # what a reviewer should read before releasing
+    changes: int = 0  # rows of changes.csv
+
+    @property
+    def package_dir(self) -> Path:
+        return self.folder / PACKAGE_DIR
+
+
+@dataclass(frozen=True)
+class Release:
+    """A release as written to the portal folder."""
+
+    release_id: str  # r001, ...
+    out_dir: Path  # the portal folder
+    sha256: str  # the package's SHA-256 (recorded in the audit log)
+    released_at: str  # ISO time (UTC)
+    released_by: str  # the account or command-line user
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare(
+    store_root: Path,
+    out_dir: Path,
+    settings: PublishSettings,
+    stops_path: Path | None = None,
+    database: Any = None,
+    user: Any = None,
+    respect_dir: Path | None = None,
+    identity: dict[str, str] | None = None,
+    now: datetime | None = None,
+) -> Draft:
+    """Build, check and keep a draft release of the store's public tables for ``out_dir``.
+
+    Parameters
+    ----------
+    store_root, out_dir
+        The store read, and the portal folder the release is for (its latest release is the one revised).
+    settings
+        Period, group fields, time zone, last day and suppression thresholds.
+    stops_path
+        Stop data joined on ``encounter_id`` (district, stop reason, civilian demographics, outcome).
+    database
+        The review database (:class:`~bwc.review.db.ReviewDatabase`): the preparation is audited there.
+    user
+        The account preparing it (the review app), or None: the operating-system user (the command line).
+    respect_dir
+        The respect model directory (its metrics go into the data dictionary); None = the bundled model.
+    identity
+        ``name``, ``title``, ``publisher``, ``license`` of the package.
+
+    Raises
+    ------
+    PublishInputError
+        Bad stop data or settings (one line naming the file, row or field).
+    PublishError
+        Nothing to publish, or ``out_dir`` is not this series (another period or other tables).
+    """
+    store_root, out_dir = Path(store_root).absolute(), Path(out_dir).absolute()
+    if not (store_root / "encounter_scores").is_dir():
+        raise PublishError(f"{store_root}: no encounter_scores in the store (run `bwc run` or `bwc score` first)")
+    if out_dir == store_root or store_root in out_dir.parents:
+        raise PublishError(f"{out_dir}: the portal folder must be outside the store")
+    created = (now or datetime.now(UTC)).astimezone(UTC)
+    prepared_by = user.username if user is not None else actor()
+    stops = load_stops(Path(stops_path)) if stops_path is not None else None
+    store = Store(store_root)
+    frame = encounter_frame(store, settings, stops)
+    if frame.empty:
+        raise PublishError(f"{store_root}: no analysed encounter in a complete {settings.period} to publish")
+    fields = resolve_fields(settings.by, frame.attrs["fields"])
+    previous = _latest(out_dir)
+    _check_series(out_dir, previous, settings, fields)
+    cells = build_cells(frame, fields, settings.min_cell)
+    sticky = _previously_suppressed(out_dir, previous)
+    cells = suppress(cells, settings.min_cell, settings.min_officers, settings.max_officer_share, sticky, MEASURES)
+    number = int(previous["bwc"]["release"].lstrip("r")) + 1 if previous else 1
+    info = package.ReleaseInfo(
+        release_id=f"r{number:03d}",
+        version=f"1.{number}.0",
+        created=created,
+        previous=previous["bwc"]["release"] if previous else None,
+        name=(identity or {}).get("name", "bwc-encounters"),
+        title=(identity or {}).get("title", "Police-public encounters: what body-worn-camera audio shows"),
+        publisher=(identity or {}).get("publisher", ""),
+        license=(identity or {}).get("license", "CC-BY-4.0"),
+        period=settings.period,
+        fields=fields,
+        min_cell=settings.min_cell,
+        min_officers=settings.min_officers,
+        max_officer_share=settings.max_officer_share,
+        timezone=settings.timezone,
+    )
+    tables = {OVERALL: package.public_table(cells, OVERALL, settings.min_cell)}
+    for name in fields:
+        tables[f"by_{name}"] = package.public_table(cells, f"by_{name}", settings.min_cell)
+    previous_cells = _released_cells(store_root, info.previous)
+    changes, warnings = _changes(out_dir, previous, tables, cells, previous_cells, info)
+    left_out = int(frame.attrs.get("left_out", 0))
+    if left_out:
+        warnings.append(f"{left_out} scored encounters left out: no officer language to judge, no officer or no time")
+    facts = package.model_facts(respect_dir)
+    summary = {
+        "periods": sorted(set(cells["period"])),
+        "tables": list(tables),
+        "cells": len(cells),
+        "suppressed": int(cells["suppressed"].sum()),
+        "encounters": int(cells.loc[cells["table"] == OVERALL, "encounters"].sum()),
+        "model_versions": list(frame.attrs["model_versions"]),
+    }
+    draft_id = secrets.token_hex(6)
+    drafts = store_root / PUBLISH_DIR / "drafts"
+    building = drafts / f".building-{draft_id}"
+    folder = drafts / draft_id
+    try:
+        files = building / PACKAGE_DIR
+        files.mkdir(parents=True)
+        _write_package(files, out_dir, info, tables, changes, cells, facts, summary)
+        problems = _validate(files)
+        if problems:
+            raise PublishError(f"the package does not validate: {problems[0]}")
+        _scan_for_identifiers(files, frame, stops)
+        sha256 = _package_sha256(files)
+        cells.to_parquet(building / CELLS_FILE, index=False)
+        draft = Draft(
+            draft_id=draft_id,
+            folder=folder,
+            out_dir=out_dir,
+            release_id=info.release_id,
+            previous=info.previous,
+            sha256=sha256,
+            created=created.isoformat(),
+            created_by=prepared_by,
+            summary=summary,
+            warnings=tuple(warnings),
+            changes=len(changes),
+        )
+        (building / DRAFT_FILE).write_text(json.dumps(_as_json(draft), indent=2))
+        os.replace(building, folder)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    if database is not None:
+        database.audit(
+            "publish_prepare",
+            "ok",
+            0,
+            user=user,
+            object=f"draft:{draft_id}",
+            detail=f"sha256 {draft.sha256}; {info.release_id} for {out_dir}; {summary['cells']} cells, "
+            f"{summary['suppressed']} suppressed; by {prepared_by}",
+        )
+    return draft
+
+
+def release(
+    store_root: Path,
+    draft_id: str,
+    database: Any = None,
+    user: Any = None,
+    client: str = "",
+    now: datetime | None = None,
+) -> Release:
+    """Write draft ``draft_id`` to its portal folder as the new latest release.
+
+    ``user`` is the reviewing account (a supervisor or admin; checked here), or None on the command line, where the
+    operating-system user who can write the store acts. Refusals are audited too.
+
+    Raises
+    ------
+    PublishError
+        Unknown draft, a role that may not publish, files changed since the draft was prepared, or a portal folder
+        whose latest release is no longer the one the draft revises (prepare it again).
+    """
+    store_root = Path(store_root).absolute()
+    who = user.username if user is not None else actor()
+    try:
+        if user is not None and user.role not in PUBLISHING_ROLES:
+            raise PublishError(f"{user.username} ({user.role}) may not publish: releasing needs a supervisor or admin")
+        draft = read_draft(store_root, draft_id)
+        if _package_sha256(draft.package_dir) != draft.sha256 or _changed_files(draft.package_dir):
+            raise PublishError(f"draft {draft_id}: its files changed after it was prepared; prepare it again")
+        latest = _latest(draft.out_dir)
+        current = latest["bwc"]["release"] if latest else None
+        if current != draft.previous:
+            raise PublishError(
+                f"draft {draft_id} revises {draft.previous or 'nothing'}, but {draft.out_dir} now holds "
+                f"{current or 'no release'}; prepare it again"
+            )
+        target = draft.out_dir / RELEASES_DIR / draft.release_id
+        if target.exists():
+            raise PublishError(f"{target} exists already; prepare the draft again")
+        _copy_release(draft, target)
+    except PublishError as error:
+        if database is not None:
+            database.audit(
+                "publish_release",
+                "refused",
+                403 if "may not" in str(error) else 409,
+                user=user,
+                object=f"draft:{draft_id}",
+                detail=str(error),
+                client=client,
+            )
+        raise
+    released_at = (now or datetime.now(UTC)).astimezone(UTC).isoformat()
+    record = Release(
+        release_id=draft.release_id,
+        out_dir=draft.out_dir,
+        sha256=draft.sha256,
+        released_at=released_at,
+        released_by=who,
+        summary=draft.summary,
+    )
+    kept = store_root / PUBLISH_DIR / RELEASES_DIR / draft.release_id
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    if kept.exists():  # a release of another portal folder with the same number: keep both
+        kept = kept.with_name(f"{draft.release_id}-{draft.draft_id}")
+    os.replace(draft.folder, kept)
+    (kept / RELEASE_FILE).write_text(json.dumps(_as_json(record) | {"draft_id": draft.draft_id}, indent=2))
+    if database is not None:
+        database.audit(
+            "publish_release",
+            "ok",
+            0,
+            user=user,
+            object=f"release:{draft.release_id}",
+            detail=f"sha256 {draft.sha256}; to {draft.out_dir}; draft {draft.draft_id}; by {who}",
+            client=client,
+        )
+    return record
+
+
+def read_draft(store_root: Path, draft_id: str) -> Draft:
+    """The draft ``draft_id`` of the store (PublishError when there is none)."""
+    if not ID_PATTERN.fullmatch(draft_id or ""):
+        raise PublishError(f"{draft_id!r} is not a draft id")
+    folder = Path(store_root) / PUBLISH_DIR / "drafts" / draft_id
+    try:
+        data = json.loads((folder / DRAFT_FILE).read_text())
+    except (OSError, ValueError):
+        raise PublishError(f"no draft {draft_id} in {store_root}") from None
+    return Draft(**(data | {"folder": folder, "out_dir": Path(data["out_dir"]), "warnings": tuple(data["warnings"])}))
+
+
+def list_drafts(store_root: Path) -> list[Draft]:
+    """Drafts awaiting review, newest first."""
+    folder = Path(store_root) / PUBLISH_DIR / "drafts"
+    drafts = [read_draft(store_root, path.name) for path in folder.glob("*") if ID_PATTERN.fullmatch(path.name)]
+    return sorted(drafts, key=lambda draft: draft.created, reverse=True)
+
+
+def list_releases(store_root: Path) -> list[dict[str, Any]]:
+    """Releases made from this store (``release.json`` records), newest first."""
+    folder = Path(store_root) / PUBLISH_DIR / RELEASES_DIR
+    records = []
+    for path in folder.glob(f"*/{RELEASE_FILE}"):
+        try:
+            records.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return sorted(records, key=lambda record: record.get("released_at", ""), reverse=True)
+
+
+def draft_table(draft: Draft, table: str) -> pd.DataFrame:
+    """One public table of a draft, as it would be published (for the review app's preview)."""
+    names = {path.stem for path in draft.package_dir.glob("*.csv")}
+    if table not in names:
+        raise PublishError(f"draft {draft.draft_id} has no table {table!r}")
+    return pd.read_csv(draft.package_dir / f"{table}.csv", dtype=str, keep_default_na=False)
+
+
+# -- building ---------------------------------------------------------------------------------------------------
+def _write_package(
+    files: Path,
+    out_dir: Path,
+    info: package.ReleaseInfo,
+    tables: dict[str, pd.DataFrame],
+    changes: pd.DataFrame,
+    cells: pd.DataFrame,
+    facts: dict[str, Any],
+    summary: dict[str, Any],
+) -> None:
+    for name, frame in tables.items():
+        package.write_csv(frame, files / f"{name}.csv")
+    package.write_csv(changes, files / f"{package.CHANGES}.csv")
+    context = {
+        "info": info,
+        "tables": tables,
+        "changes": changes,
+        "facts": facts,
+        "summary": summary,
+        "measures": package.BINARY_MEASURES,
+        "quantiles": package.RESPECT_QUANTILES,
+        "field_titles": package.FIELD_TITLES,
+    }
+    (files / DICTIONARY).write_text(package.render("data_dictionary.md", **context), encoding="utf-8")
+    (files / README).write_text(package.render("README.md", **context), encoding="utf-8")
+    entry = package.render("changelog_entry.md", **context)
+    earlier = out_dir / CHANGELOG
+    history = earlier.read_text(encoding="utf-8").split("\n", 2)[2] if earlier.exists() else ""
+    (files / CHANGELOG).write_text(f"# Changelog\n\n{entry}{history}", encoding="utf-8")
+    overall = tables[OVERALL]
+    (files / INDEX).write_text(
+        package.render("index.html", charts=package.charts(overall), **context), encoding="utf-8"
+    )
+    (files / "datapackage.json").write_text(json.dumps(package.datapackage(info, tables, cells), indent=2) + "\n")
+    names = sorted(path.name for path in files.iterdir() if path.is_file())
+    (files / package.CHECKSUMS).write_text(package.checksums(files, names))
+
+
+def _validate(files: Path) -> list[str]:
+    """Frictionless validation of the package: every resource against its schema (types, constraints, keys)."""
+    from frictionless import Package, system
+
+    with system.use_context(trusted=True):
+        report = Package(str(files / "datapackage.json")).validate()
+    if report.valid:
+        return []
+    return [f"{task.name}: {error.message}" for task in report.tasks for error in task.errors][:5] or ["invalid"]
+
+
+def _scan_for_identifiers(files: Path, frame: pd.DataFrame, stops: pd.DataFrame | None) -> None:
+    """Refuse a package in which any officer, encounter or stop-record id of the store appears (defence in depth:
+    nothing should ever put one there)."""
+    identifiers = set(frame["encounter_id"]) | set(frame["officer_id"])
+    if stops is not None:
+        identifiers |= set(stops["encounter_id"].astype(str))
+    identifiers = {value for value in identifiers if len(value) >= MIN_SCANNED_ID_CHARS}
+    pattern = re.compile("|".join(re.escape(value) for value in sorted(identifiers, key=len, reverse=True)))
+    for path in sorted(files.iterdir()):
+        if not identifiers:
+            return
+        found = pattern.search(path.read_text(encoding="utf-8", errors="replace"))
+        if found:
+            raise PublishError(f"{path.name}: holds an identifier of the store; nothing was released")
+
+
+def _package_sha256(files: Path) -> str:
+    return hashlib.sha256((files / package.CHECKSUMS).read_bytes()).hexdigest()
+
+
+def _changed_files(files: Path) -> list[str]:
+    """Files of a package whose SHA-256 no longer matches its SHA256SUMS line, or that are not listed."""
+    listed = {}
+    for line in (files / package.CHECKSUMS).read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        listed[name] = digest
+    present = {path.name for path in files.iterdir() if path.is_file()} - {package.CHECKSUMS}
+    changed = sorted(present ^ set(listed))
+    for name in sorted(present & set(listed)):
+        if hashlib.sha256((files / name).read_bytes()).hexdigest() != listed[name]:
+            changed.append(name)
+    return changed
+
+
+def _copy_release(draft: Draft, target: Path) -> None:
+    """The release folder (complete or absent), then the folder's top level, ``datapackage.json`` last."""
+    staging = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(draft.package_dir, staging)
+    os.replace(staging, target)
+    names = sorted(path.name for path in draft.package_dir.iterdir() if path.is_file())
+    for name in [*[n for n in names if n != "datapackage.json"], "datapackage.json"]:
+        source = draft.package_dir / name
+        write_atomically(draft.out_dir / name, lambda temporary, source=source: shutil.copyfile(source, temporary))
+
+
+# -- the series and its changes ---------------------------------------------------------------------------------
+def _latest(out_dir: Path) -> dict[str, Any] | None:
+    """The folder's latest ``datapackage.json`` (None for an empty or absent folder)."""
+    path = out_dir / "datapackage.json"
+    if not path.exists():
+        if out_dir.exists() and any(out_dir.iterdir()):
+            raise PublishError(f"{out_dir}: not empty and holds no bwc release; publish to an empty or new folder")
+        return None
+    try:
+        data = json.loads(path.read_text())
+        data["bwc"]["release"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise PublishError(f"{path}: not a bwc release (no bwc.release); publish to an empty or new folder") from None
+    return data
+
+
+def _check_series(out_dir: Path, previous: dict[str, Any] | None, settings: PublishSettings, fields: tuple) -> None:
+    if previous is None:
+        return
+    if previous["bwc"].get("period") != settings.period:
+        raise PublishError(
+            f"{out_dir}: its releases are by {previous['bwc'].get('period')}; a {settings.period} "
+            "release beside them would let readers difference suppressed cells: use a new folder"
+        )
+    before = [
+        r["path"].removesuffix(".csv").removeprefix("by_")
+        for r in previous.get("resources", [])
+        if r.get("path", "").startswith("by_")
+    ]
+    if sorted(before) != sorted(fields):
+        raise PublishError(
+            f"{out_dir}: its releases have tables by {', '.join(before) or 'nothing'}, this one "
+            f"by {', '.join(fields) or 'nothing'}; new margins for old periods would let readers "
+            "difference suppressed cells: publish the same --by fields, or use a new folder"
+        )
+
+
+def _previously_suppressed(out_dir: Path, previous: dict[str, Any] | None) -> set[tuple[str, str, str]]:
+    """(table, period, group) of every cell any earlier release of the folder suppressed."""
+    sticky: set[tuple[str, str, str]] = set()
+    if previous is None:
+        return sticky
+    for folder in [out_dir, *sorted((out_dir / RELEASES_DIR).glob("r*"))]:
+        for table, frame in _public_tables(folder).items():
+            group = _group_column(table, frame)
+            hidden = frame[frame["suppressed"] == "true"]
+            sticky |= {(table, p, g) for p, g in zip(hidden["period"], hidden[group], strict=True)}
+    return sticky
+
+
+def _public_tables(folder: Path) -> dict[str, pd.DataFrame]:
+    tables = {}
+    for path in sorted(folder.glob("*.csv")):
+        if path.stem == OVERALL or path.stem.startswith("by_"):
+            tables[path.stem] = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return tables
+
+
+def _group_column(table: str, frame: pd.DataFrame) -> str:
+    if table == OVERALL:
+        frame["group"] = "all"
+        return "group"
+    return table.removeprefix("by_")
+
+
+def _released_cells(store_root: Path, release_id: str | None) -> pd.DataFrame | None:
+    """The internal cells of release ``release_id`` made from this store (None when it was made elsewhere)."""
+    if release_id is None:
+        return None
+    path = store_root / PUBLISH_DIR / RELEASES_DIR / release_id / CELLS_FILE
+    return pd.read_parquet(path) if path.exists() else None
+
+
+def _changes(
+    out_dir: Path,
+    previous: dict[str, Any] | None,
+    tables: dict[str, pd.DataFrame],
+    cells: pd.DataFrame,
+    previous_cells: pd.DataFrame | None,
+    info: package.ReleaseInfo,
+) -> tuple[pd.DataFrame, list[str]]:
+    """``changes.csv`` rows against the folder's latest release, and the reviewer's warnings."""
+    rows: list[dict[str, str]] = []
+    warnings: list[str] = []
+    new_periods = sorted(set(cells["period"]))
+    if previous is None:
+        rows += [
+            {"table": "", "period": p, "group": "", "change": "new_period", "detail": "first release"}
+            for p in new_periods
+        ]
+        return pd.DataFrame(rows, columns=package.CHANGE_COLUMNS[1:]).assign(release=info.release_id)[
+            list(package.CHANGE_COLUMNS)
+        ], warnings
+    old_tables = _public_tables(out_dir)
+    old_periods = set(old_tables.get(OVERALL, pd.DataFrame(columns=["period"]))["period"])
+    rows += [
+        {"table": "", "period": p, "group": "", "change": "new_period", "detail": "period published for the first time"}
+        for p in new_periods
+        if p not in old_periods
+    ]
+    rows += [
+        {
+            "table": "",
+            "period": p,
+            "group": "",
+            "change": "period_removed",
+            "detail": "no analysed encounter in the period any more",
+        }
+        for p in sorted(old_periods - set(new_periods))
+    ]
+    internal = previous_cells.set_index(["table", "period", "group"]) if previous_cells is not None else None
+    now_internal = cells.set_index(["table", "period", "group"])
+    for table, frame in tables.items():
+        if table not in old_tables:
+            continue
+        old = old_tables[table]
+        group = _group_column(table, old)
+        new = package.as_published(frame)
+        new_group = "group" if table == OVERALL else group
+        if table == OVERALL:
+            new = new.assign(group="all")
+        old_rows = old.set_index(["period", group])
+        for row in new.to_dict("records"):
+            key = (row["period"], row[new_group])
+            if key not in old_rows.index:
+                continue
+            before = old_rows.loc[key]
+            if before["suppressed"] == "true":
+                continue  # suppressed before and now (sticky): nothing to say
+            if row["suppressed"] == "true":
+                rows.append(
+                    {
+                        "table": table,
+                        "period": key[0],
+                        "group": key[1],
+                        "change": "now_suppressed",
+                        "detail": "withheld in this release",
+                    }
+                )
+                continue
+            differs = [
+                c
+                for c in new.columns
+                if c in before.index
+                and c not in ("period", new_group)
+                and _numeric_text(row[c]) != _numeric_text(before[c])
+            ]
+            if not differs:
+                continue
+            delta = int(row["encounters"]) - int(before["encounters"])
+            detail = _why(internal, now_internal, (table, *key), delta)
+            rows.append(
+                {
+                    "table": table,
+                    "period": key[0],
+                    "group": key[1],
+                    "change": "revised",
+                    "detail": f"{detail}; columns {', '.join(differs)}",
+                }
+            )
+            if 0 < abs(delta) < info.min_cell:
+                warnings.append(
+                    f"{table} {key[0]} {key[1]}: " + DIFFERENCING_NOTE.format(delta=delta, min_cell=info.min_cell)
+                )
+    frame = pd.DataFrame(rows, columns=package.CHANGE_COLUMNS[1:]).assign(release=info.release_id)
+    return frame[list(package.CHANGE_COLUMNS)], warnings
+
+
+def _why(internal: pd.DataFrame | None, now: pd.DataFrame, key: tuple[str, str, str], delta: int) -> str:
+    if internal is None or key not in internal.index:
+        return "values changed"
+    before, after = internal.loc[key], now.loc[key]
+    if before["digest"] != after["digest"]:
+        return f"its encounters changed ({delta:+d} net: recordings added late, re-analysed or removed)"
+    if before["model_versions"] != after["model_versions"]:
+        return f"rescored: {before['model_versions'] or 'unknown'} -> {after['model_versions'] or 'unknown'}"
+    return "department-relative measures recomputed (flags and shrunk respect compare with the whole department)"
+
+
+def _numeric_text(value: Any) -> str:
+    text = str(value)
+    try:
+        return f"{float(text):.6g}"
+    except ValueError:
+        return text
+
+
+def _as_json(record: Draft | Release) -> dict[str, Any]:
+    data = asdict(record)
+    data.pop("folder", None)
+    data["out_dir"] = str(data["out_dir"])
+    data["warnings"] = list(data.get("warnings", ()))
+    return {key: value for key, value in data.items() if key != "package_dir"}
