@@ -827,7 +827,7 @@ def publish(
     from datetime import date
 
     from bwc.config import load_config
-    from bwc.publish.release import PublishError, prepare, read_draft, release
+    from bwc.publish.release import PUBLISHING_ROLES, PublishError, prepare, read_draft, release
     from bwc.publish.tables import PublishSettings
 
     settings_config = load_config(None, config)
@@ -845,6 +845,11 @@ def publish(
             )
             console.print(f"error: {as_user}: wrong name or password", markup=False)
             raise typer.Exit(EXIT_BAD_INPUT)
+        if user.role not in PUBLISHING_ROLES and not draft:
+            message = f"{user.username} ({user.role}) may not publish: releasing needs a supervisor or admin"
+            database.audit("publish_release", "refused", 403, user=user, detail=f"command line: {message}")
+            console.print(f"error: {message}", markup=False, highlight=False)
+            raise typer.Exit(EXIT_RUN_FAILED)
     try:
         if release_draft is None:
             last_day = date.fromisoformat(through) if through else None
