@@ -155,7 +155,7 @@ def test_no_suppressed_cell_can_be_solved_from_the_margins(first_release: dict[s
         hidden = frame[frame["suppressed"] == "true"]
         measures = [c for c in frame.columns if c == "encounters" or c.startswith(("share_", "respect_"))]
         assert len(measures) == 1 + len(MEASURES) + 3 and (hidden[measures] == "").all(axis=None), name
-        if name != "overall":  # every group in every period, so a table adds up to the total
+        if name != "overall":  # every group in every period (a first release), so a table adds up to the total
             assert len(frame) == frame["period"].nunique() * frame.iloc[:, 3].nunique()
 
 
@@ -242,9 +242,19 @@ def test_second_release_keeps_the_first_and_says_what_changed(
     lines["model_version"] = "respect-test-3"
     for table, frame in (("encounter_scores", rescored), ("utterance_scores", lines)):
         store.write_rows(table, "part-rescored", frame.astype(object).where(frame.notna(), None).to_dict("records"))
+    # Stop data grows two reasons: one the first release counted under "other" (three January stops), one new in May.
+    stops = pd.read_csv(department["stops"], dtype=str)
+    when = encounters.set_index("encounter_id")["recorded_at"].reindex(stops["encounter_id"]).to_numpy()
+    january = np.flatnonzero(when < pd.Timestamp("2025-02-01", tz="UTC"))
+    may = np.flatnonzero((when >= pd.Timestamp("2025-05-01", tz="UTC")) & (when < pd.Timestamp("2025-06-01", tz="UTC")))
+    stops.loc[january[:3], "stop_reason"] = "checkpoint"
+    stops.loc[may[:15], "stop_reason"] = "checkpoint"
+    stops.loc[may[15:27], "stop_reason"] = "parade"
+    stops_path = department["root"] / "stops-grown.csv"
+    stops.to_csv(stops_path, index=False)
     database = first_release["database"]
     settings = PublishSettings(by=BY, through=SECOND_THROUGH)
-    draft = prepare(store_dir, out, settings, department["stops"], database=database)
+    draft = prepare(store_dir, out, settings, stops_path, database=database)
     assert draft.release_id == "r002" and draft.previous == "r001"
     released = release(store_dir, draft.draft_id, database=database)
     changes = pd.read_csv(out / "changes.csv", dtype=str, keep_default_na=False)
@@ -270,6 +280,13 @@ def test_second_release_keeps_the_first_and_says_what_changed(
         assert hidden <= again, name
     widths, exposed = attack(after)
     assert not [w for w in widths if w[3] < MIN_CELL] and not exposed
+    reasons = after["by_stop_reason"]
+    assert "checkpoint" not in set(reasons["stop_reason"])  # taking it out of January's "other" would reveal 3
+    assert reasons.loc[reasons["stop_reason"] == "parade", "period"].tolist() == ["2025-05"]
+    for period, rows in reasons.groupby("period"):  # still adds up where nothing is suppressed
+        total = after["overall"].set_index("period").loc[period]
+        if (rows["suppressed"] == "false").all() and total["suppressed"] == "false":
+            assert rows["encounters"].astype(int).sum() == int(total["encounters"])
     assert released.sha256 != first_release["release"].sha256
 
 
@@ -298,6 +315,8 @@ def test_release_refuses_stale_tampered_and_unauthorised_drafts(
     assert len(refused) >= 3 and any(e.username == "trainer" for e in refused)
     with pytest.raises(PublishError, match="not a draft id"):
         read_draft(store_dir, "../../etc")
+    with pytest.raises(PublishError, match="periods are in UTC time"):
+        prepare(store_dir, out, PublishSettings(timezone="America/Chicago", by=("time_of_day",)), None)
     with pytest.raises(PublishError, match="by month"):
         prepare(store_dir, out, PublishSettings(period="quarter", by=("time_of_day",)), None)
     with pytest.raises(PublishError, match="tables by time_of_day"):

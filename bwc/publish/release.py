@@ -156,7 +156,8 @@ def prepare(
     fields = resolve_fields(settings.by, frame.attrs["fields"])
     previous = _latest(out_dir)
     _check_series(out_dir, previous, settings, fields)
-    cells = build_cells(frame, fields, settings.min_cell)
+    domains, published = _previous_domains(out_dir, previous)
+    cells = build_cells(frame, fields, settings.min_cell, domains, published)
     sticky = _previously_suppressed(out_dir, previous)
     cells = suppress(cells, settings.min_cell, settings.min_officers, settings.max_officer_share, sticky, MEASURES)
     number = int(previous["bwc"]["release"].lstrip("r")) + 1 if previous else 1
@@ -469,6 +470,12 @@ def _latest(out_dir: Path) -> dict[str, Any] | None:
 def _check_series(out_dir: Path, previous: dict[str, Any] | None, settings: PublishSettings, fields: tuple) -> None:
     if previous is None:
         return
+    if previous["bwc"].get("timezone") != settings.timezone:
+        raise PublishError(
+            f"{out_dir}: its periods are in {previous['bwc'].get('timezone')} time; periods in "
+            f"{settings.timezone} would shift their edges by hours a reader could difference: use a "
+            "new folder"
+        )
     if previous["bwc"].get("period") != settings.period:
         raise PublishError(
             f"{out_dir}: its releases are by {previous['bwc'].get('period')}; a {settings.period} "
@@ -498,6 +505,15 @@ def _previously_suppressed(out_dir: Path, previous: dict[str, Any] | None) -> se
             hidden = frame[frame["suppressed"] == "true"]
             sticky |= {(table, p, g) for p, g in zip(hidden["period"], hidden[group], strict=True)}
     return sticky
+
+
+def _previous_domains(out_dir: Path, previous: dict[str, Any] | None) -> tuple[dict[str, set[str]] | None, set[str]]:
+    """Each table's groups and the periods of the folder's latest release (None, empty for a first release)."""
+    if previous is None:
+        return None, set()
+    tables = _public_tables(out_dir)
+    domains = {name: set(frame[_group_column(name, frame)]) for name, frame in tables.items()}
+    return domains, set(tables.get(OVERALL, pd.DataFrame(columns=["period"]))["period"])
 
 
 def _public_tables(folder: Path) -> dict[str, pd.DataFrame]:

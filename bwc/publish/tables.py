@@ -10,9 +10,10 @@ The tables:
 
 - ``overall``: one row per period (group ``all``), the period's total;
 - ``by_<field>``: one row per period and value of ``field`` (district, stop reason, time of day, civilian race,
-  gender, age group, outcome, evidence category). Every value appears in every period, so a table's rows add up to
-  the period's total, and a missing value is counted as ``unknown``. A value with fewer than ``min_cell``
-  encounters over all periods is counted as ``other``, so a rare free-text label never reaches the public.
+  gender, age group, outcome, evidence category). Every value appears in every period (a value new to a series of
+  releases from the first new period on), so a table's rows add up to the period's total, and a missing value is
+  counted as ``unknown``. A value with fewer than ``min_cell`` encounters over all periods is counted as ``other``,
+  so a rare free-text label never reaches the public.
 
 Example
 -------
@@ -223,23 +224,42 @@ stop_reason, race, gender, age_group, outcome, time_of_day, category
     return tuple(dict.fromkeys(requested))
 
 
-def build_cells(frame: pd.DataFrame, fields: tuple[str, ...], min_cell: int) -> pd.DataFrame:
+def build_cells(
+    frame: pd.DataFrame,
+    fields: tuple[str, ...],
+    min_cell: int,
+    previous_domains: dict[str, set[str]] | None = None,
+    previous_periods: set[str] | None = None,
+) -> pd.DataFrame:
     """One row per table, period and group: counts, officers, measures and the changelog's digest.
 
     Columns: ``table, field, period, period_start, period_end, group, encounters, officers, top_officer_share``,
     one ``n_<measure>`` (encounters with it) per binary measure, the respect quantiles, ``digest`` (SHA-256 of the
     cell's sorted encounter ids: equal digests = the same encounters) and ``model_versions``.
+
+    ``previous_domains`` (table → its groups in the series' last release) and ``previous_periods`` keep the groups
+    stable across releases: a group published before stays a group (suppressed if it became small), and a value
+    that the last release counted under ``other`` stays there, since taking it out of ``other`` for periods already
+    published would let a reader difference it out of the two releases' ``other`` cells. A group new to the series
+    gets rows from the first period not published before (it had no encounters in those), so no release has to
+    hide a zero a reader could infer from the last.
     """
     periods = period_table(frame)
     tables = [(OVERALL, None, pd.Series(ALL, index=frame.index))]
     for name in fields:
-        tables.append((f"by_{name}", name, public_labels(frame[name], min_cell)))
+        labels = public_labels(frame[name], min_cell, keep=(previous_domains or {}).get(f"by_{name}", set()))
+        if previous_domains is not None and f"by_{name}" in previous_domains:
+            labels = _stable_labels(labels, frame, previous_domains[f"by_{name}"], previous_periods or set())
+        tables.append((f"by_{name}", name, labels))
     rows = []
     for table, field_name, labels in tables:
-        domain = sorted(set(labels)) if len(labels) else []
+        domain = sorted(set(labels) | (previous_domains or {}).get(table, set())) if len(labels) else []
+        before = (previous_domains or {}).get(table)
         for period in periods.itertuples():
             members = frame["period"] == period.period
             for group in domain:
+                if before is not None and group not in before and period.period in (previous_periods or set()):
+                    continue  # a group new to the series starts after the periods published without it
                 cell = frame[members & (labels == group)]
                 rows.append(
                     {
@@ -263,8 +283,9 @@ def period_table(frame: pd.DataFrame) -> pd.DataFrame:
     return spans.sort_values("period_start").reset_index(drop=True)
 
 
-def public_labels(values: pd.Series, min_cell: int) -> pd.Series:
-    """Group labels fit to publish: lower case, plain characters, missing → ``unknown``, rare → ``other``.
+def public_labels(values: pd.Series, min_cell: int, keep: set[str] | frozenset[str] = frozenset()) -> pd.Series:
+    """Group labels fit to publish: lower case, plain characters, missing → ``unknown``, rare → ``other`` (except
+    the labels in ``keep``, published before).
 
     >>> public_labels(pd.Series(["North", "north ", None, "J. Smith's house"] + ["South"] * 3), min_cell=2).tolist()
     ['north', 'north', 'unknown', 'other', 'south', 'south', 'south']
@@ -273,8 +294,15 @@ def public_labels(values: pd.Series, min_cell: int) -> pd.Series:
     text = text.str.replace(LABEL_CHARACTERS, " ", regex=True).str.replace(r"\s+", " ", regex=True).str.strip()
     text = text.str.slice(0, LABEL_MAX_CHARS).replace("", pd.NA).fillna(UNKNOWN)
     counts = text.value_counts()
-    rare = set(counts[counts < min_cell].index) - {UNKNOWN}
+    rare = set(counts[counts < min_cell].index) - {UNKNOWN, OTHER} - set(keep)
     return text.where(~text.isin(rare), OTHER).astype(str)
+
+
+def _stable_labels(labels: pd.Series, frame: pd.DataFrame, domain: set[str], published: set[str]) -> pd.Series:
+    """A label new to the series stays in ``other`` when it has encounters in a period published before."""
+    new = set(labels) - domain - {OTHER, UNKNOWN}
+    seen_before = set(labels[frame["period"].isin(published).to_numpy() & labels.isin(new).to_numpy()])
+    return labels.where(~labels.isin(seen_before), OTHER)
 
 
 def _cell_values(cell: pd.DataFrame) -> dict[str, object]:
