@@ -305,7 +305,10 @@ def charts(overall: pd.DataFrame) -> dict[str, str]:
         figure, axes = plt.subplots(figsize=(8, 3.2))
         for name in measures:
             axes.plot(x, overall[f"share_{name}"], marker="o", markersize=3, label=name.replace("_", " "))
-        axes.set_ylim(0, 1 if key == "behaviours" else None)
+        highest = float(overall[[f"share_{name}" for name in measures]].max().max() or 0.0)
+        axes.set_ylim(0, 1.35 if key == "behaviours" else max(0.05, 1.45 * highest))  # room for the legend
+        if key == "behaviours":
+            axes.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
         axes.set_title(title, fontsize=10)
         axes.legend(fontsize=7, ncols=3, loc="upper left")
         axes.grid(alpha=0.3)

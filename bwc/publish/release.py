@@ -32,12 +32,13 @@ import os
 import re
 import secrets
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from filelock import FileLock, Timeout
 
 from bwc.custody import actor
 from bwc.publish import package
@@ -59,6 +60,8 @@ PACKAGE_DIR = "package"  # a draft's files exactly as they go out
 RELEASES_DIR = "releases"  # in OUT: one folder per release
 PUBLISHING_ROLES = ("supervisor", "admin")  # who may release (the CLI: whoever may write the store)
 ID_PATTERN = re.compile(r"[0-9a-f]{12}")  # draft ids
+RELEASE_LOCK = ".release.lock"  # in STORE/publish: one release at a time, whichever process makes it
+LOCK_WAIT_S = 60.0  # a release waits this long for another to finish, then refuses
 MIN_SCANNED_ID_CHARS = 4  # ids shorter than this ("12") would match ordinary numbers in any table
 README, DICTIONARY, INDEX, CHANGELOG = "README.md", "data_dictionary.md", "index.html", "CHANGELOG.md"
 DIFFERENCING_NOTE = (
@@ -68,7 +71,13 @@ DIFFERENCING_NOTE = (
 
 
 class PublishError(RuntimeError):
-    """A draft cannot be prepared or released; the message says why, in one line."""
+    """A draft cannot be prepared or released; the message says why, in one line, and ``status`` how (HTTP-like:
+    403 a role that may not publish, 404 no such draft, 409 a conflict, 500 the portal folder could not be written).
+    """
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -259,50 +268,26 @@ def release(
     """
     store_root = Path(store_root).absolute()
     who = user.username if user is not None else actor()
+    lock_path = store_root / PUBLISH_DIR / RELEASE_LOCK
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         if user is not None and user.role not in PUBLISHING_ROLES:
-            raise PublishError(f"{user.username} ({user.role}) may not publish: releasing needs a supervisor or admin")
-        draft = read_draft(store_root, draft_id)
-        if _package_sha256(draft.package_dir) != draft.sha256 or _changed_files(draft.package_dir):
-            raise PublishError(f"draft {draft_id}: its files changed after it was prepared; prepare it again")
-        latest = _latest(draft.out_dir)
-        current = latest["bwc"]["release"] if latest else None
-        if current != draft.previous:
             raise PublishError(
-                f"draft {draft_id} revises {draft.previous or 'nothing'}, but {draft.out_dir} now holds "
-                f"{current or 'no release'}; prepare it again"
+                f"{user.username} ({user.role}) may not publish: releasing needs a supervisor or admin", 403
             )
-        target = draft.out_dir / RELEASES_DIR / draft.release_id
-        if target.exists():
-            raise PublishError(f"{target} exists already; prepare the draft again")
-        _copy_release(draft, target)
+        try:
+            with FileLock(str(lock_path)).acquire(timeout=LOCK_WAIT_S):
+                draft, record = _release_locked(store_root, draft_id, who, now)
+        except Timeout:
+            raise PublishError(f"another release of {store_root} is still being written; try again") from None
+        except OSError as error:
+            raise PublishError(f"draft {draft_id}: could not write the release: {error}", 500) from None
     except PublishError as error:
         if database is not None:
-            database.audit(
-                "publish_release",
-                "refused",
-                403 if "may not" in str(error) else 409,
-                user=user,
-                object=f"draft:{draft_id}",
-                detail=str(error),
-                client=client,
-            )
+            outcome = "failed" if error.status >= 500 else "refused"
+            database.audit("publish_release", outcome, error.status, user=user, object=f"draft:{draft_id}",
+                           detail=str(error), client=client)  # fmt: skip
         raise
-    released_at = (now or datetime.now(UTC)).astimezone(UTC).isoformat()
-    record = Release(
-        release_id=draft.release_id,
-        out_dir=draft.out_dir,
-        sha256=draft.sha256,
-        released_at=released_at,
-        released_by=who,
-        summary=draft.summary,
-    )
-    kept = store_root / PUBLISH_DIR / RELEASES_DIR / draft.release_id
-    kept.parent.mkdir(parents=True, exist_ok=True)
-    if kept.exists():  # a release of another portal folder with the same number: keep both
-        kept = kept.with_name(f"{draft.release_id}-{draft.draft_id}")
-    os.replace(draft.folder, kept)
-    (kept / RELEASE_FILE).write_text(json.dumps(_as_json(record) | {"draft_id": draft.draft_id}, indent=2))
     if database is not None:
         database.audit(
             "publish_release",
@@ -316,22 +301,74 @@ def release(
     return record
 
 
+def stale(draft: Draft) -> str | None:
+    """Why ``draft`` can no longer be released as it is (its portal folder moved on), or None."""
+    latest = _latest(draft.out_dir)
+    current = latest["bwc"]["release"] if latest else None
+    if current != draft.previous:
+        return (
+            f"draft {draft.draft_id} revises {draft.previous or 'nothing'}, but {draft.out_dir} now holds "
+            f"{current or 'no release'}; prepare it again"
+        )
+    return None
+
+
+def _release_locked(store_root: Path, draft_id: str, who: str, now: datetime | None) -> tuple[Draft, Release]:
+    draft = read_draft(store_root, draft_id)
+    if _package_sha256(draft.package_dir) != draft.sha256 or _changed_files(draft.package_dir):
+        raise PublishError(f"draft {draft_id}: its files changed after it was prepared; prepare it again")
+    reason = stale(draft)
+    if reason:
+        raise PublishError(reason)
+    target = draft.out_dir / RELEASES_DIR / draft.release_id
+    if target.exists():
+        raise PublishError(f"{target} exists already; prepare the draft again")
+    _copy_release(draft, target)
+    record = Release(
+        release_id=draft.release_id,
+        out_dir=draft.out_dir,
+        sha256=draft.sha256,
+        released_at=(now or datetime.now(UTC)).astimezone(UTC).isoformat(),
+        released_by=who,
+        summary=draft.summary,
+    )
+    kept = store_root / PUBLISH_DIR / RELEASES_DIR / draft.release_id
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    if kept.exists():  # a release of another portal folder with the same number: keep both
+        kept = kept.with_name(f"{draft.release_id}-{draft.draft_id}")
+    os.replace(draft.folder, kept)
+    (kept / RELEASE_FILE).write_text(json.dumps(_as_json(record) | {"draft_id": draft.draft_id}, indent=2))
+    return draft, record
+
+
 def read_draft(store_root: Path, draft_id: str) -> Draft:
     """The draft ``draft_id`` of the store (PublishError when there is none)."""
     if not ID_PATTERN.fullmatch(draft_id or ""):
-        raise PublishError(f"{draft_id!r} is not a draft id")
+        raise PublishError(f"{draft_id!r} is not a draft id", 404)
     folder = Path(store_root) / PUBLISH_DIR / "drafts" / draft_id
     try:
         data = json.loads((folder / DRAFT_FILE).read_text())
     except (OSError, ValueError):
-        raise PublishError(f"no draft {draft_id} in {store_root}") from None
-    return Draft(**(data | {"folder": folder, "out_dir": Path(data["out_dir"]), "warnings": tuple(data["warnings"])}))
+        raise PublishError(f"no draft {draft_id} in {store_root}", 404) from None
+    known = {item.name for item in fields(Draft)}
+    try:
+        values = {key: value for key, value in data.items() if key in known}
+        return Draft(**(values | {"folder": folder, "out_dir": Path(data["out_dir"]),
+                                  "warnings": tuple(data.get("warnings", ()))}))  # fmt: skip
+    except (KeyError, TypeError):
+        raise PublishError(f"draft {draft_id}: {DRAFT_FILE} is damaged", 404) from None
 
 
 def list_drafts(store_root: Path) -> list[Draft]:
     """Drafts awaiting review, newest first."""
     folder = Path(store_root) / PUBLISH_DIR / "drafts"
-    drafts = [read_draft(store_root, path.name) for path in folder.glob("*") if ID_PATTERN.fullmatch(path.name)]
+    drafts = []
+    for path in folder.glob("*"):
+        if ID_PATTERN.fullmatch(path.name):
+            try:
+                drafts.append(read_draft(store_root, path.name))
+            except PublishError:  # damaged, or released while the folder was listed: not awaiting review
+                continue
     return sorted(drafts, key=lambda draft: draft.created, reverse=True)
 
 

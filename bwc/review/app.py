@@ -17,6 +17,9 @@ Rules every route follows:
 - officer trends (``/officers``, early intervention; shaped and drawn in :mod:`bwc.review.officers`) are for
   supervisors and admins (identified) and researchers (pseudonyms, in the pages and in the plots alike); their
   alerts are advisory, for a supervisor's conversation, not discipline and not a performance rating;
+- open data releases (``/releases``: drafts that ``bwc publish --draft`` prepared, previewed as they would go out,
+  and released from there) are for supervisors and admins; :func:`bwc.publish.release.release` checks the role again
+  and writes the release, or its refusal, to the audit log with the package's SHA-256;
 - every request but served static assets is written to the tamper-evident audit log (user, time, action, object,
   outcome), under the session's user even when the path or method matched nothing.
 
@@ -32,6 +35,7 @@ import io
 import ipaddress
 import re
 import secrets
+import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import date
 from importlib import resources
@@ -51,6 +55,19 @@ from bwc.catalog import Catalog
 from bwc.config import BwcConfig
 from bwc.custody import PACK_EXPORTED, VIEWED, CustodyError, CustodyLog
 from bwc.pseudonym import store_pseudonymizer
+from bwc.publish.package import CHECKSUMS
+from bwc.publish.release import (
+    CHANGELOG,
+    PUBLISHING_ROLES,
+    Draft,
+    PublishError,
+    draft_table,
+    list_drafts,
+    list_releases,
+    read_draft,
+    release,
+    stale,
+)
 from bwc.research.export import coarse_date
 from bwc.review.audit import write_csv
 from bwc.review.data import PAGE_SIZE, NotFound, OriginalChanged, QueueFilter, ReviewData
@@ -80,6 +97,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {  # permission -> roles that have it
     "read_audit": frozenset({"admin"}),
     "view_officers": frozenset({"supervisor", "admin", "researcher"}),  # officer trends (early intervention)
     "identify_officers": frozenset({"supervisor", "admin"}),  # real officer and encounter ids on those pages
+    "publish": frozenset(PUBLISHING_ROLES),  # open data releases: preview drafts and release them
 }
 HOME_BY_ROLE = {"admin": "/admin/users"}  # where a login lands; the queue for everyone else
 STATIC_ASSETS = {"review.css": "text/css", "review.js": "text/javascript"}  # name -> media type; nothing else served
@@ -102,6 +120,7 @@ USER_ACTIONS = {"add": "added", "role": "role changed", "disable": "disabled", "
 SAME_SITE = frozenset({"same-origin", "none"})  # Sec-Fetch-Site values a form post may carry
 _T = TypeVar("_T")
 WITHHELD_REASONS = "reasons withheld (flags from before de-identified reasons: run `bwc flag` again)"
+PREVIEW_ROWS = 24  # rows of each table a release draft's preview shows
 
 
 class LoginRequired(Exception):
@@ -162,6 +181,7 @@ Exporter = Annotated[LoginSession, Depends(requires("export_pack"))]
 UserAdmin = Annotated[LoginSession, Depends(requires("manage_users"))]
 Auditor = Annotated[LoginSession, Depends(requires("read_audit"))]
 OfficerViewer = Annotated[LoginSession, Depends(requires("view_officers"))]
+Publisher = Annotated[LoginSession, Depends(requires("publish"))]
 
 
 def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
@@ -186,6 +206,7 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
     environment = Environment(loader=PackageLoader("bwc.review", "templates"), autoescape=select_autoescape())
     environment.filters["clock"] = clock
     templates = Jinja2Templates(env=environment)
+    publishing = threading.Lock()  # one release at a time from this app (two posts of one draft would race)
     headers = dict(SECURITY_HEADERS)
     if settings.hsts_seconds > 0:
         headers["Strict-Transport-Security"] = f"max-age={settings.hsts_seconds}; includeSubDomains"
@@ -658,6 +679,60 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
         png = _or_http(lambda: trends.plot(officer_id, name, selection, shown))
         return Response(png, media_type="image/png", headers={"Cache-Control": "private, no-store"})
 
+    # -- open data releases (drafts prepared by `bwc publish --draft`) -------------------------------------------
+    def drafts_and_releases() -> tuple[list[Draft], list[dict[str, Any]]]:
+        try:
+            return list_drafts(store.root), list_releases(store.root)
+        except PublishError as error:  # a damaged draft.json, or a draft released while the list was read
+            raise HTTPException(409, f"the store's drafts cannot be listed: {error}") from None
+
+    @app.get("/releases", name="view_releases")
+    def releases(request: Request, login: Publisher, done: str = "") -> Response:
+        audit_object(request, "releases")
+        drafts, made = drafts_and_releases()
+        # Only a release this store made is named back: the URL cannot make the page say anything else.
+        record = next((row for row in made if done and row.get("release_id") == done), None)
+        message = f"released {record['release_id']} (sha256 {record.get('sha256', '?')})" if record else ""
+        audit_object(request, "releases", f"{len(drafts)} drafts, {len(made)} releases")
+        return page(request, "releases.html", login, drafts=drafts, releases=made, message=message)
+
+    @app.get("/releases/{draft_id}", name="view_release_draft")
+    def release_preview(request: Request, draft_id: str, login: Publisher) -> Response:
+        audit_object(request, f"draft:{draft_id}")
+        try:
+            draft = read_draft(store.root, draft_id)
+            changelog = (draft.package_dir / CHANGELOG).read_text(encoding="utf-8")
+            checksums = (draft.package_dir / CHECKSUMS).read_text(encoding="utf-8")
+            tables = [
+                _preview_table(draft_table(draft, name), name) for name in [*draft.summary.get("tables", []), "changes"]
+            ]
+        except PublishError as error:  # not a draft id, or no such draft
+            raise HTTPException(404, str(error)) from None
+        except OSError:  # released (moved away) while it was being read
+            raise HTTPException(404, f"no draft {draft_id} (released or removed)") from None
+        audit_object(request, f"draft:{draft_id}", f"preview; sha256 {draft.sha256}; {draft.release_id} for "
+                     f"{draft.out_dir}; {len(draft.warnings)} warnings")  # fmt: skip
+        return page(request, "release.html", login, draft=draft, changelog=changelog, checksums=checksums,
+                    tables=tables, stale=stale(draft))  # fmt: skip
+
+    @app.post("/releases/{draft_id}/release", name="release_draft")
+    async def release_now(request: Request, draft_id: str, login: Publisher) -> Response:
+        await checked_form(request, login)
+        audit_object(request, f"draft:{draft_id}", "release")
+        client = request.client.host if request.client else ""
+
+        def publish() -> Any:
+            with publishing:
+                return release(store.root, draft_id, database=database, user=login.user, client=client)
+
+        try:
+            released = await anyio.to_thread.run_sync(publish)
+        except PublishError as error:  # release() has audited the refusal (action publish_release)
+            request.state.audit |= {"detail": f"release refused: {error}"}
+            raise HTTPException(error.status, str(error)) from None
+        audit_object(request, f"draft:{draft_id}", f"released {released.release_id}; sha256 {released.sha256}")
+        return RedirectResponse(f"/releases?done={quote(released.release_id)}", status_code=303)
+
     # -- admin ----------------------------------------------------------------------------------------------------
     @app.get("/admin/users", name="view_users")
     def users(request: Request, login: UserAdmin, done: str = "", user: str = "") -> Response:
@@ -885,6 +960,16 @@ def _filter_officer(
         rows += page_rows
         total += count
     return rows, total
+
+
+def _preview_table(frame: Any, name: str) -> dict[str, Any]:
+    """The first :data:`PREVIEW_ROWS` rows of one table of a release draft, for its preview page."""
+    return {
+        "name": name,
+        "columns": list(frame.columns),
+        "rows": frame.head(PREVIEW_ROWS).to_numpy().tolist(),
+        "total": len(frame),
+    }
 
 
 def _or_http(call: Callable[[], _T]) -> _T:
