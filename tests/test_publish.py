@@ -389,3 +389,28 @@ def test_publishing_twice_into_a_foreign_folder_is_refused(department: dict[str,
         prepare(department["store"], foreign, PublishSettings(through=FIRST_THROUGH), None)
     assert (foreign / "index.html").read_text() == "<p>someone else's page</p>"
     shutil.rmtree(foreign)
+
+
+def test_a_period_still_running_is_never_published(department: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(PublishInputError, match="must be before today"):
+        prepare(department["store"], tmp_path / "portal", PublishSettings(through=date(2099, 12, 31)), None)
+
+
+def test_badge_numbers_are_looked_for_in_labels_not_among_published_numbers(tmp_path: Path) -> None:
+    from bwc.publish.release import _scan_for_identifiers
+
+    frame = pd.DataFrame({"encounter_id": ["ev-20250101-0001"], "officer_id": ["4100"]})
+    folder = tmp_path / "package"
+    folder.mkdir()
+    (folder / "overall.csv").write_text("period,encounters,suppressed\n2025-01,4100,false\n")
+    (folder / "SHA256SUMS").write_text("41004100aa  overall.csv\n")
+    (folder / "README.md").write_text("4100 encounters in 2025-01.\n")
+    (folder / "index.html").write_text('<p>4100</p><svg><path d="M 4100 12"/></svg>')
+    _scan_for_identifiers(folder, frame, None)  # counts, checksums and drawings that happen to match: no refusal
+    (folder / "by_district.csv").write_text("period,district,encounters\n2025-01,beat of 4100,12\n")
+    with pytest.raises(PublishError, match=r"by_district\.csv: holds an identifier"):
+        _scan_for_identifiers(folder, frame, None)
+    (folder / "by_district.csv").unlink()
+    (folder / "README.md").write_text("see EV-20250101-0001.\n")
+    with pytest.raises(PublishError, match=r"README\.md: holds an identifier"):
+        _scan_for_identifiers(folder, frame, None)

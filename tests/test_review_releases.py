@@ -8,6 +8,7 @@ TestClient; the browser test serves it with the real ``bwc review serve`` and dr
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import os
@@ -105,7 +106,7 @@ def test_trainers_and_researchers_may_not_see_or_release_drafts(
         assert 'href="/releases"' not in client.get("/queue").text  # no nav link
         assert client.get("/releases").status_code == 403
         assert client.get(f"/releases/{draft.draft_id}").status_code == 403
-        answer = client.post(f"/releases/{draft.draft_id}/release", data={"csrf_token": token})
+        answer = client.post(f"/releases/{draft.draft_id}/release", data={"csrf_token": token, "sha256": draft.sha256})
         assert answer.status_code == 403
     assert not (tmp_path / "portal").exists() and draft.folder.is_dir()
     refused = [e for e in department.database.audit_entries(limit=20) if e.action == "release_draft"]
@@ -150,7 +151,7 @@ def test_a_supervisor_previews_and_releases_a_draft(
     assert not out.exists() and draft.folder.is_dir()
     assert not publish_entries(department.database, draft)
 
-    answer = client.post(f"/releases/{draft.draft_id}/release", data={"csrf_token": token})
+    answer = client.post(f"/releases/{draft.draft_id}/release", data={"csrf_token": token, "sha256": draft.sha256})
     assert answer.status_code == 303 and answer.headers["location"] == "/releases?done=r001"
     assert (out / "datapackage.json").is_file() and (out / "releases" / "r001" / "SHA256SUMS").is_file()
     assert json.loads((out / "datapackage.json").read_text())["bwc"]["release"] == "r001"
@@ -167,7 +168,7 @@ def test_a_supervisor_previews_and_releases_a_draft(
 
     # The same draft again: refused (it was released), nothing written; its preview is gone.
     written = files_under(out)
-    again = client.post(f"/releases/{draft.draft_id}/release", data={"csrf_token": token})
+    again = client.post(f"/releases/{draft.draft_id}/release", data={"csrf_token": token, "sha256": draft.sha256})
     assert again.status_code == 404
     assert files_under(out) == written
     assert [(e.outcome, e.status) for e in publish_entries(department.database, draft)] == [("refused", 404), ("ok", 0)]
@@ -204,12 +205,37 @@ def test_a_drafts_words_are_escaped_and_a_changed_draft_is_refused(
     assert "<img src=x" not in preview and "&lt;img src=x onerror=alert(&#34;warning&#34;)&gt;" in preview
     assert "Warnings for the reviewer (1):" in preview
 
-    answer = client.post(f"/releases/{draft.draft_id}/release", data={"csrf_token": token})
+    answer = client.post(f"/releases/{draft.draft_id}/release", data={"csrf_token": token, "sha256": draft.sha256})
     assert answer.status_code == 409 and "changed after it was prepared" in answer.text
-    assert not out.exists() and draft.folder.is_dir()
+    assert not [path for path in out.iterdir() if not path.name.startswith(".")] and draft.folder.is_dir()
     entries = publish_entries(department.database, draft)
     assert [(e.username, e.outcome, e.status) for e in entries] == [("sam", "refused", 409)]
     assert "changed after it was prepared" in entries[0].detail
+    assert not (out / "datapackage.json").exists()
+
+
+def test_only_the_reviewed_package_is_released(
+    department: Department, signed_in: Callable[[str], tuple[TestClient, str]], tmp_path: Path
+) -> None:
+    """A form naming another SHA-256 (the page the reviewer saw was of another package) is refused; so is a draft
+    whose files and checksums were both rewritten after it was prepared (the audit log kept the first SHA-256)."""
+    out = tmp_path / "portal"
+    draft = department.draft(out)
+    client, token = signed_in("sam")
+    answer = client.post(f"/releases/{draft.draft_id}/release", data={"csrf_token": token, "sha256": "0" * 64})
+    assert answer.status_code == 409 and "not the package that was reviewed" in answer.text
+    assert not (out / "datapackage.json").exists()
+    overall = draft.package_dir / "overall.csv"
+    overall.write_text(overall.read_text().replace(",false,", ",true,", 1))
+    names = sorted(path.name for path in draft.package_dir.iterdir() if path.name != "SHA256SUMS")
+    sums = "".join(f"{hashlib.sha256((draft.package_dir / n).read_bytes()).hexdigest()}  {n}\n" for n in names)
+    (draft.package_dir / "SHA256SUMS").write_text(sums)
+    forged = hashlib.sha256(sums.encode()).hexdigest()
+    record = json.loads((draft.folder / "draft.json").read_text()) | {"sha256": forged}
+    (draft.folder / "draft.json").write_text(json.dumps(record))
+    answer = client.post(f"/releases/{draft.draft_id}/release", data={"csrf_token": token, "sha256": forged})
+    assert answer.status_code == 409 and "not the one the audit log recorded" in answer.text
+    assert not (out / "datapackage.json").exists()
 
 
 def test_a_supervisor_releases_a_draft_in_chromium(

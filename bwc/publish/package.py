@@ -290,6 +290,8 @@ def charts(overall: pd.DataFrame) -> dict[str, str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    matplotlib.rcParams["svg.hashsalt"] = "bwc-publish"  # clip-path ids from a fixed salt: byte-stable pages
+
     if overall.empty or overall["suppressed"].all():
         return {}
     x = pd.to_datetime(overall["period_start"])

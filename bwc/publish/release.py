@@ -32,6 +32,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,8 +63,17 @@ PUBLISHING_ROLES = ("supervisor", "admin")  # who may release (the CLI: whoever 
 ID_PATTERN = re.compile(r"[0-9a-f]{12}")  # draft ids
 RELEASE_LOCK = ".release.lock"  # in STORE/publish: one release at a time, whichever process makes it
 LOCK_WAIT_S = 60.0  # a release waits this long for another to finish, then refuses
-MIN_SCANNED_ID_CHARS = 4  # ids shorter than this ("12") would match ordinary numbers in any table
+MIN_SCANNED_ID_CHARS = 4
+TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")  # a word as an id could appear in text
+SVG_BLOCK = re.compile(r"<svg.*?</svg>", re.DOTALL)  # chart drawings: coordinates, not words
+NUMERIC_COLUMNS = (
+    "period_start",
+    "period_end",
+    "encounters",
+    "suppressed",
+)  # published numbers, not labels  # ids shorter than this ("12") would match ordinary numbers in any table
 README, DICTIONARY, INDEX, CHANGELOG = "README.md", "data_dictionary.md", "index.html", "CHANGELOG.md"
+CHANGELOG_TITLE = "# Changelog"
 DIFFERENCING_NOTE = (
     "revised by {delta:+d} encounters: a reader comparing this release with the last learns what those "
     "encounters changed (fewer than {min_cell})"
@@ -150,7 +160,7 @@ def prepare(
     PublishError
         Nothing to publish, or ``out_dir`` is not this series (another period or other tables).
     """
-    store_root, out_dir = Path(store_root).absolute(), Path(out_dir).absolute()
+    store_root, out_dir = Path(store_root).resolve(), Path(out_dir).resolve()
     if not (store_root / "encounter_scores").is_dir():
         raise PublishError(f"{store_root}: no encounter_scores in the store (run `bwc run` or `bwc score` first)")
     if out_dir == store_root or store_root in out_dir.parents:
@@ -210,7 +220,8 @@ def prepare(
     try:
         files = building / PACKAGE_DIR
         files.mkdir(parents=True)
-        _write_package(files, out_dir, info, tables, changes, cells, facts, summary)
+        _write_package(files, _previous_package(store_root, out_dir, info.previous), info, tables, changes, cells,
+                       facts, summary)  # fmt: skip
         problems = _validate(files)
         if problems:
             raise PublishError(f"the package does not validate: {problems[0]}")
@@ -254,11 +265,14 @@ def release(
     user: Any = None,
     client: str = "",
     now: datetime | None = None,
+    expected_sha256: str | None = None,
 ) -> Release:
     """Write draft ``draft_id`` to its portal folder as the new latest release.
 
     ``user`` is the reviewing account (a supervisor or admin; checked here), or None on the command line, where the
-    operating-system user who can write the store acts. Refusals are audited too.
+    operating-system user who can write the store acts. ``expected_sha256`` is the package the reviewer saw (the
+    review app's form carries it). The package must still be the one its preparation recorded in the audit log,
+    byte for byte, and pass the checks again. Refusals are audited too.
 
     Raises
     ------
@@ -276,8 +290,9 @@ def release(
                 f"{user.username} ({user.role}) may not publish: releasing needs a supervisor or admin", 403
             )
         try:
-            with FileLock(str(lock_path)).acquire(timeout=LOCK_WAIT_S):
-                draft, record = _release_locked(store_root, draft_id, who, now)
+            out_lock = _out_lock(read_draft(store_root, draft_id).out_dir)
+            with FileLock(str(lock_path)).acquire(timeout=LOCK_WAIT_S), out_lock.acquire(timeout=LOCK_WAIT_S):
+                draft, record = _release_locked(store_root, draft_id, who, now, database, expected_sha256)
         except Timeout:
             raise PublishError(f"another release of {store_root} is still being written; try again") from None
         except OSError as error:
@@ -313,10 +328,35 @@ def stale(draft: Draft) -> str | None:
     return None
 
 
-def _release_locked(store_root: Path, draft_id: str, who: str, now: datetime | None) -> tuple[Draft, Release]:
+def _out_lock(out_dir: Path) -> FileLock:
+    """A lock in the portal folder (hidden, empty), so two stores or two hosts cannot release into it at once."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(out_dir / RELEASE_LOCK))
+
+
+def _prepared_sha256(database: Any, draft_id: str) -> str | None:
+    """The SHA-256 the audit log recorded when draft ``draft_id`` was prepared (None when it has none)."""
+    for entry in database.audit_entries(action="publish_prepare"):
+        if entry.object == f"draft:{draft_id}" and entry.outcome == "ok":
+            found = re.search(r"sha256 ([0-9a-f]{64})", entry.detail or "")
+            return found.group(1) if found else None
+    return None
+
+
+def _release_locked(
+    store_root: Path, draft_id: str, who: str, now: datetime | None, database: Any, expected_sha256: str | None
+) -> tuple[Draft, Release]:
     draft = read_draft(store_root, draft_id)
+    changed = f"draft {draft_id}: its files changed after it was prepared; prepare it again"
     if _package_sha256(draft.package_dir) != draft.sha256 or _changed_files(draft.package_dir):
-        raise PublishError(f"draft {draft_id}: its files changed after it was prepared; prepare it again")
+        raise PublishError(changed)
+    if expected_sha256 is not None and expected_sha256 != draft.sha256:
+        raise PublishError(f"draft {draft_id}: not the package that was reviewed (sha256 differs); review it again")
+    if database is not None and _prepared_sha256(database, draft_id) != draft.sha256:
+        raise PublishError(changed + " (its SHA-256 is not the one the audit log recorded when it was prepared)")
+    problems = _validate(draft.package_dir)
+    if problems:
+        raise PublishError(f"draft {draft_id}: the package no longer validates: {problems[0]}")
     reason = stale(draft)
     if reason:
         raise PublishError(reason)
@@ -395,7 +435,7 @@ def draft_table(draft: Draft, table: str) -> pd.DataFrame:
 # -- building ---------------------------------------------------------------------------------------------------
 def _write_package(
     files: Path,
-    out_dir: Path,
+    previous_package: Path | None,
     info: package.ReleaseInfo,
     tables: dict[str, pd.DataFrame],
     changes: pd.DataFrame,
@@ -419,9 +459,8 @@ def _write_package(
     (files / DICTIONARY).write_text(package.render("data_dictionary.md", **context), encoding="utf-8")
     (files / README).write_text(package.render("README.md", **context), encoding="utf-8")
     entry = package.render("changelog_entry.md", **context)
-    earlier = out_dir / CHANGELOG
-    history = earlier.read_text(encoding="utf-8").split("\n", 2)[2] if earlier.exists() else ""
-    (files / CHANGELOG).write_text(f"# Changelog\n\n{entry}{history}", encoding="utf-8")
+    history = _history(previous_package)
+    (files / CHANGELOG).write_text(f"{CHANGELOG_TITLE}\n\n{entry}{history}", encoding="utf-8")
     overall = tables[OVERALL]
     (files / INDEX).write_text(
         package.render("index.html", charts=package.charts(overall), **context), encoding="utf-8"
@@ -429,6 +468,22 @@ def _write_package(
     (files / "datapackage.json").write_text(json.dumps(package.datapackage(info, tables, cells), indent=2) + "\n")
     names = sorted(path.name for path in files.iterdir() if path.is_file())
     (files / package.CHECKSUMS).write_text(package.checksums(files, names))
+
+
+def _previous_package(store_root: Path, out_dir: Path, previous: str | None) -> Path | None:
+    """The previous release's files: the store's copy (what went out), else the portal folder's archive."""
+    if previous is None:
+        return None
+    kept = store_root / PUBLISH_DIR / RELEASES_DIR / previous / PACKAGE_DIR
+    return kept if kept.is_dir() else out_dir / RELEASES_DIR / previous
+
+
+def _history(previous_package: Path | None) -> str:
+    """The earlier entries of the changelog, from the previous release as it went out."""
+    if previous_package is None or not (previous_package / CHANGELOG).exists():
+        return ""
+    text = (previous_package / CHANGELOG).read_text(encoding="utf-8")
+    return text.removeprefix(CHANGELOG_TITLE).lstrip("\n")
 
 
 def _validate(files: Path) -> list[str]:
@@ -443,17 +498,29 @@ def _validate(files: Path) -> list[str]:
 
 
 def _scan_for_identifiers(files: Path, frame: pd.DataFrame, stops: pd.DataFrame | None) -> None:
-    """Refuse a package in which any officer, encounter or stop-record id of the store appears (defence in depth:
-    nothing should ever put one there)."""
+    """Refuse a package in which any officer, encounter or stop-record id of the store appears as a word (defence
+    in depth: nothing should ever put one there). Checksums and chart drawings are not text anyone reads; ids made
+    only of digits (badge numbers) are looked for where a label could carry one, not among the published numbers."""
     identifiers = set(frame["encounter_id"]) | set(frame["officer_id"])
     if stops is not None:
         identifiers |= set(stops["encounter_id"].astype(str))
-    identifiers = {value for value in identifiers if len(value) >= MIN_SCANNED_ID_CHARS}
-    pattern = re.compile("|".join(re.escape(value) for value in sorted(identifiers, key=len, reverse=True)))
+    identifiers = {value.casefold() for value in identifiers if len(value) >= MIN_SCANNED_ID_CHARS}
+    numeric = {value for value in identifiers if value.isdigit()}
+    worded = identifiers - numeric
     for path in sorted(files.iterdir()):
-        if not identifiers:
-            return
-        found = pattern.search(path.read_text(encoding="utf-8", errors="replace"))
+        if path.name == package.CHECKSUMS or not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if path.suffix == ".html":
+            text = SVG_BLOCK.sub(" ", text)
+        tokens = {token.strip(".:-").casefold() for token in TOKEN.findall(text)}
+        found = tokens & worded
+        if path.suffix == ".csv" and numeric:
+            table = pd.read_csv(path, dtype=str, keep_default_na=False)
+            labels = [c for c in table.columns if c not in NUMERIC_COLUMNS and not c.startswith(("share_", "respect_"))]
+            found |= {
+                token.casefold() for c in labels for value in table[c] for token in TOKEN.findall(value)
+            } & numeric
         if found:
             raise PublishError(f"{path.name}: holds an identifier of the store; nothing was released")
 
@@ -477,11 +544,16 @@ def _changed_files(files: Path) -> list[str]:
 
 
 def _copy_release(draft: Draft, target: Path) -> None:
-    """The release folder (complete or absent), then the folder's top level, ``datapackage.json`` last."""
-    staging = target.with_name(f".{target.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(draft.package_dir, staging)
-    os.replace(staging, target)
+    """The release folder (complete or absent: staged under a unique hidden name, then renamed, which fails if
+    another release claimed the name first), then the folder's top level, ``datapackage.json`` last."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        shutil.copytree(draft.package_dir, staging, dirs_exist_ok=True)
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     names = sorted(path.name for path in draft.package_dir.iterdir() if path.is_file())
     for name in [*[n for n in names if n != "datapackage.json"], "datapackage.json"]:
         source = draft.package_dir / name
@@ -493,7 +565,7 @@ def _latest(out_dir: Path) -> dict[str, Any] | None:
     """The folder's latest ``datapackage.json`` (None for an empty or absent folder)."""
     path = out_dir / "datapackage.json"
     if not path.exists():
-        if out_dir.exists() and any(out_dir.iterdir()):
+        if out_dir.exists() and any(not path.name.startswith(".") for path in out_dir.iterdir()):
             raise PublishError(f"{out_dir}: not empty and holds no bwc release; publish to an empty or new folder")
         return None
     try:

@@ -183,7 +183,8 @@ def load_stops(path: Path) -> pd.DataFrame:
         ``encounter_id`` twice (with the row).
     """
     try:
-        table = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path, dtype=str)
+        parquet = path.suffix.lower() == ".parquet"
+        table = pd.read_parquet(path) if parquet else pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, ValueError, UnicodeDecodeError) as error:
         raise PublishInputError(f"{path}: cannot read the stop data ({error})") from None
     table.columns = [str(column).strip().lstrip("\ufeff").lower() for column in table.columns]
@@ -276,7 +277,7 @@ def build_cells(
 
 
 def period_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """The periods of ``frame`` (label, first and last day), in order, every period from the first to the last."""
+    """The periods of ``frame`` (label, first and last day) that have encounters, in order."""
     if frame.empty:
         return pd.DataFrame(columns=["period", "period_start", "period_end"])
     spans = frame.drop_duplicates("period")[["period", "period_start", "period_end"]]
@@ -307,7 +308,7 @@ def _stable_labels(labels: pd.Series, frame: pd.DataFrame, domain: set[str], pub
 
 def _cell_values(cell: pd.DataFrame) -> dict[str, object]:
     n = len(cell)
-    per_officer = cell["officer_id"].value_counts()
+    per_officer = cell["officer_id"].str.strip().str.casefold().value_counts()  # "b1000" is B1000
     values: dict[str, object] = {
         "encounters": n,
         "officers": len(per_officer),
@@ -335,7 +336,11 @@ def _in_complete_periods(frame: pd.DataFrame, settings: PublishSettings, zone: Z
         period_start=[p.start_time.date() for p in periods],
         period_end=[p.end_time.date() for p in periods],
     )
-    through = settings.through or (datetime.now(zone).date() - timedelta(days=1))
+    today = datetime.now(zone).date()
+    if settings.through is not None and settings.through >= today:
+        raise PublishInputError(f"--through {settings.through}: must be before today ({today}, {zone.key}): a period "
+                                "still running would be published part-way")  # fmt: skip
+    through = settings.through or (today - timedelta(days=1))
     return frame[frame["period_end"] <= through].reset_index(drop=True)
 
 

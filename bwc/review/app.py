@@ -717,13 +717,15 @@ def create_app(store_root: Path, config: BwcConfig) -> FastAPI:
 
     @app.post("/releases/{draft_id}/release", name="release_draft")
     async def release_now(request: Request, draft_id: str, login: Publisher) -> Response:
-        await checked_form(request, login)
-        audit_object(request, f"draft:{draft_id}", "release")
+        form = await checked_form(request, login)
+        reviewed = str(form.get("sha256", ""))  # the package the reviewer saw: released only if it is still that one
+        audit_object(request, f"draft:{draft_id}", f"release; reviewed sha256 {reviewed[:64]}")
         client = request.client.host if request.client else ""
 
         def publish() -> Any:
             with publishing:
-                return release(store.root, draft_id, database=database, user=login.user, client=client)
+                return release(store.root, draft_id, database=database, user=login.user, client=client,
+                               expected_sha256=reviewed)  # fmt: skip
 
         try:
             released = await anyio.to_thread.run_sync(publish)
