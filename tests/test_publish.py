@@ -118,26 +118,84 @@ def attack(tables: dict[str, pd.DataFrame]) -> tuple[list[tuple[str, str, str, f
             assert low.status == 0
             width = np.inf if high.status == 3 else -high.fun - low.fun
             widths.append((cells[i][0], period, str(cells[i][1]), float(width)))
-        if cells[total][2] is None:
+        for measure in MEASURES:
+            for name, group, width in numerator_widths(cells, measure):
+                widths.append((f"{name} {measure}", period, group, width))
+        if cells[total][2] is None or cells[total][3][f"share_{MEASURES[0]}"] == "":
             continue
         total_count = cells[total][2]
         for name in tables:
             if name == "overall":
                 continue
             members = [cell for cell in cells if cell[0] == name]
-            if all(cell[2] is not None for cell in members):
-                continue
-            hidden_count = total_count - sum(cell[2] for cell in members if cell[2] is not None)
             for measure in MEASURES:
-                share = float(overall.loc[period, f"share_{measure}"])
+                if cells[total][3][f"share_{measure}"] == "":
+                    continue
+                share = float(cells[total][3][f"share_{measure}"])
                 if share in (0.0, 1.0):
                     continue  # the period's own share says it for every part of it
-                with_it = round(share * total_count)
-                hidden_with = with_it - sum(round(float(cell[3][f"share_{measure}"]) * cell[2])
-                                            for cell in members if cell[2] is not None)  # fmt: skip
+                shown = [cell for cell in members if cell[2] is not None and cell[3][f"share_{measure}"] != ""]
+                if len(shown) == len(members) or all(cell[2] is not None for cell in members):
+                    continue  # no suppressed row whose share could be given away
+                hidden_count = total_count - sum(cell[2] for cell in shown)
+                hidden_with = round(share * total_count) - sum(
+                    round(float(cell[3][f"share_{measure}"]) * cell[2]) for cell in shown
+                )
                 if hidden_with in (0, hidden_count):
                     exposed_shares.append(f"{name} {period} {measure}")
     return widths, exposed_shares
+
+
+def numerator_widths(cells: list[tuple], measure: str) -> list[tuple[str, str, float]]:
+    """The attacker's interval width for every withheld share's numerator in a published row: a linear programme
+    over suppressed counts x and hidden numerators y, each table adding up to the total in both, 0 ≤ y ≤ x."""
+    hidden_x = [i for i, cell in enumerate(cells) if cell[2] is None]
+    hidden_y = [i for i, cell in enumerate(cells) if cell[2] is None or cell[3][f"share_{measure}"] == ""]
+    wanted = [i for i in hidden_y if cells[i][2] is not None]
+    if not wanted:
+        return []
+    variables = [("x", i) for i in hidden_x] + [("y", i) for i in hidden_y]
+    column = {variable: p for p, variable in enumerate(variables)}
+    total = next(i for i, cell in enumerate(cells) if cell[0] == "overall")
+
+    def numerator(cell: tuple) -> float:
+        return round(float(cell[3][f"share_{measure}"]) * cell[2])
+
+    a_eq, b_eq = [], []
+    for name in {cell[0] for cell in cells} - {"overall"}:
+        for kind, hidden, value in (("x", hidden_x, lambda cell: cell[2]), ("y", hidden_y, numerator)):
+            row, rhs = np.zeros(len(variables)), 0.0
+            for i, cell in enumerate(cells):
+                if cell[0] == name:
+                    if i in hidden:
+                        row[column[(kind, i)]] += 1
+                    else:
+                        rhs -= value(cell)
+            if total in hidden:
+                row[column[(kind, total)]] -= 1
+            else:
+                rhs += value(cells[total])
+            a_eq.append(row)
+            b_eq.append(rhs)
+    a_ub, bounds = [], [(0, None)] * len(variables)
+    for i in hidden_y:
+        if i in hidden_x:
+            row = np.zeros(len(variables))
+            row[column[("y", i)]], row[column[("x", i)]] = 1, -1
+            a_ub.append(row)
+        else:
+            bounds[column[("y", i)]] = (0, cells[i][2])
+    out = []
+    for i in wanted:
+        c = np.zeros(len(variables))
+        c[column[("y", i)]] = 1
+        kwargs = {"A_eq": np.array(a_eq), "b_eq": np.array(b_eq), "bounds": bounds, "method": "highs"}
+        if a_ub:
+            kwargs |= {"A_ub": np.array(a_ub), "b_ub": np.zeros(len(a_ub))}
+        low, high = linprog(c, **kwargs), linprog(-c, **kwargs)
+        assert low.status == 0
+        out.append((cells[i][0], str(cells[i][1]), np.inf if high.status == 3 else float(-high.fun - low.fun)))
+    return out
 
 
 def test_no_suppressed_cell_can_be_solved_from_the_margins(first_release: dict[str, object]) -> None:
@@ -152,6 +210,12 @@ def test_no_suppressed_cell_can_be_solved_from_the_margins(first_release: dict[s
     for name, frame in tables.items():  # no published count below the threshold; suppressed rows keep no measure
         shown = frame[frame["suppressed"] == "false"]
         assert (shown["encounters"].astype(int) >= MIN_CELL).all(), name
+        for measure in MEASURES:  # nor any count a published share implies, with or without the behaviour
+            given = shown[shown[f"share_{measure}"] != ""]
+            count = given["encounters"].astype(int)
+            with_it = (given[f"share_{measure}"].astype(float) * count).round().astype(int)
+            small = ((with_it > 0) & (with_it < MIN_CELL)) | ((count - with_it > 0) & (count - with_it < MIN_CELL))
+            assert not small.any(), f"{name} {measure}: {given[small].iloc[:, :4].to_dict('records')[:3]}"
         hidden = frame[frame["suppressed"] == "true"]
         measures = [c for c in frame.columns if c == "encounters" or c.startswith(("share_", "respect_"))]
         assert len(measures) == 1 + len(MEASURES) + 3 and (hidden[measures] == "").all(axis=None), name
@@ -358,8 +422,9 @@ def test_stop_data_errors_name_the_file_and_row(tmp_path: Path) -> None:
 
 
 def test_complementary_suppression_covers_totals_and_all_zero_shares() -> None:
-    """Hand-made periods: a small cell next to the total; a whole table of small cells; suppressed cells that
-    all lacked a measure (their shares would be known to be 0) get a partner that had it."""
+    """Hand-made periods: a small cell next to the total; a whole table of small cells; a share that would show a
+    small count; suppressed cells that all lacked a measure (their shares would be known to be 0) get a withheld
+    share beside them."""
     cells = pd.DataFrame(
         {
             "table": ["overall", "by_a", "by_a", "by_a", "by_b", "by_b"],
@@ -375,8 +440,15 @@ def test_complementary_suppression_covers_totals_and_all_zero_shares() -> None:
     hidden = set(protected.loc[protected["suppressed"], "group"])
     assert {"x", "v"} <= hidden  # primary
     assert "y" in hidden and "u" in hidden  # one partner each (the smallest publishable cell of its table)
-    assert "z" in hidden  # x and y had no threats: z (which had) is suppressed so their shares stay unknown
+    z = protected.set_index("group").loc["z"]
+    assert not z["suppressed"] and z["withheld_threat"]  # 2 of 30: a share that would show a count of 2
     assert not protected.loc[protected["table"] == "overall", "suppressed"].iloc[0]
+    # 15 threats in the total, 0 in x and y: their shares would be known (0) unless z's is withheld with them.
+    many = cells.assign(n_threat=[15, 0, 0, 15, 15, 0])
+    protected = suppress(many, min_cell=11, min_officers=3, max_officer_share=0.5, measures=("threat",)).set_index(
+        "group"
+    )
+    assert protected.at["z", "withheld_threat"].startswith("complementary") and not protected.at["z", "suppressed"]
     tiny = cells.assign(encounters=[8, 2, 3, 3, 6, 2])
     assert suppress(tiny, 11, 3, 0.5)["suppressed"].all()  # a small period: everything, the total included
 

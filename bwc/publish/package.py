@@ -86,7 +86,8 @@ def public_table(cells: pd.DataFrame, table: str, min_cell: int) -> pd.DataFrame
     out["suppressed"] = ~shown
     for name, _ in BINARY_MEASURES:
         share = rows[f"n_{name}"] / rows["encounters"].where(rows["encounters"] > 0)
-        out[f"share_{name}"] = share.where(shown).round(SHARE_DECIMALS)
+        withheld = rows[f"withheld_{name}"].ne("").to_numpy() if f"withheld_{name}" in rows else False
+        out[f"share_{name}"] = share.where(shown & ~withheld).round(SHARE_DECIMALS)
     for _, column in RESPECT_QUANTILES:
         out[column] = rows[column].where(shown).round(RESPECT_DECIMALS)
     return out.reset_index(drop=True)
@@ -165,7 +166,8 @@ def table_schema(table: str, field_name: str, info: ReleaseInfo) -> dict[str, An
                 "name": f"share_{name}",
                 "type": "number",
                 "unit": "share of encounters (0 to 1)",
-                "description": f"share of the cell's encounters in which {meaning}",
+                "description": f"share of the cell's encounters in which {meaning} (empty when suppressed, or "
+                f"withheld because it would show fewer than {info.min_cell} encounters with or without it)",
                 "constraints": {"minimum": 0, "maximum": 1},
             }
         )

@@ -20,11 +20,16 @@ read in full:
    attacker cannot tell a small count from a publishable one; while one does not, the smallest published cell
    that shares an equation with it is suppressed too, and the bounds are solved again. Suppressing more only
    widens intervals, so the loop ends.
-3. **Complementary, measures**: the published shares of a table also add up: the encounters with a behaviour in the
-   suppressed cells of a table are the period total's less the published cells'. When that sum is zero, or equals
-   the suppressed cells' encounters, every suppressed cell's share is known (0 or 1); one more published cell of
-   that table whose share is strictly between is suppressed. (When the period's own published share is 0 or 1, it
-   says so for every part of the period: nothing can hide that, and the data dictionary says it.)
+3. **Shares**: a published row's share is withheld (left empty) when it would let a reader derive a count from 1
+   to ``min_cell - 1``: the encounters with the behaviour (3 of 40) or without it (37 of 40). The public-health
+   "rule of 11" covers counts derived from percentages too. Withheld numerators are protected like counts: a
+   linear programme over the numerators' margins (every table's numerators add up to the total's, each between 0
+   and its cell's count, itself hidden in a suppressed row: :func:`numerator_intervals`) must leave each withheld
+   one an interval at least ``min_cell`` wide, else another share of its table is withheld with it.
+4. **All or none**: when the numerators hidden in a table (suppressed rows and withheld shares) add up to zero, or
+   to all their encounters, every suppressed row's share is known (0 or 1); one more share of that table, strictly
+   between, is withheld. (When the period's own published share is 0 or 1, it says so for every part of the period:
+   nothing can hide that, and the data dictionary says it.)
 
 Respect quantiles do not add up across cells, so they give an attacker no equations.
 
@@ -63,8 +68,9 @@ def suppress(
     sticky: Iterable[tuple[str, str, str]] = (),
     measures: Iterable[str] = (),
 ) -> pd.DataFrame:
-    """``cells`` with ``suppressed`` (bool) and ``reason`` (internal: never published, since telling primary from
-    complementary cells would tell an attacker which ones are small).
+    """``cells`` with ``suppressed`` (bool), ``reason`` and one ``withheld_<measure>`` per measure (why that share is
+    left empty in a published row, or ``""``). Reasons are internal: never published, since telling primary from
+    complementary cells would tell an attacker which ones are small.
 
     Parameters
     ----------
@@ -76,7 +82,7 @@ def suppress(
     sticky
         ``(table, period, group)`` of cells an earlier release suppressed.
     measures
-        Binary measures whose shares are published (checked as in step 3 of the module docstring).
+        Binary measures whose shares are published (steps 3 and 4 of the module docstring).
     """
     cells = cells.reset_index(drop=True).copy()
     reasons = [primary_reason(row, min_cell, min_officers, max_officer_share) for row in cells.itertuples()]
@@ -86,10 +92,17 @@ def suppress(
             reasons[index] = STICKY
     cells["reason"] = reasons
     measures = tuple(measures)
+    for measure in measures:
+        cells[f"withheld_{measure}"] = ""
     for _, period in cells.groupby("period", sort=False):
-        _protect_counts(cells, period.index.to_numpy(), min_cell)
-        _protect_measures(cells, period.index.to_numpy(), measures)
+        members = period.index.to_numpy()
+        _protect_counts(cells, members, min_cell)
+        for measure in measures:
+            _withhold_small_shares(cells, members, measure, min_cell)
+        _protect_measures(cells, members, measures)
     cells["suppressed"] = cells["reason"] != ""
+    for measure in measures:  # a suppressed row hides every share anyway
+        cells.loc[cells["suppressed"], f"withheld_{measure}"] = ""
     return cells
 
 
@@ -198,27 +211,137 @@ def _cheapest_partner(cells: pd.DataFrame, members: np.ndarray, cell: int) -> in
     return int(cost.idxmin())
 
 
+def numerator_intervals(period: pd.DataFrame, measure: str, wanted: list[int]) -> dict[int, tuple[float, float]]:
+    """The attacker's bounds on the hidden numerators (encounters with ``measure``) of ``wanted`` cells of one period.
+
+    What the attacker knows: published counts and shares (so published numerators), that every table adds up to the
+    period's total in counts and in numerators, that a numerator lies between 0 and its cell's count (itself hidden
+    in a suppressed row). ``period`` holds the cells with ``reason`` (row suppressed when not empty) and
+    ``withheld_<measure>`` (share withheld when not empty).
+    """
+    rows = period.index.tolist()
+    count_hidden = {i: period.at[i, "reason"] != "" for i in rows}
+    share_hidden = {i: count_hidden[i] or period.at[i, f"withheld_{measure}"] != "" for i in rows}
+    variables = [("x", i) for i in rows if count_hidden[i]] + [("y", i) for i in rows if share_hidden[i]]
+    if not variables:
+        return {}
+    column = {variable: position for position, variable in enumerate(variables)}
+    total = next((i for i in rows if period.at[i, "table"] == OVERALL), None)
+    equations, rhs = [], []
+    for table in sorted(set(period["table"]) - {OVERALL}):
+        members = [i for i in rows if period.at[i, "table"] == table]
+        for kind, value_of, hidden in (("x", "encounters", count_hidden), ("y", f"n_{measure}", share_hidden)):
+            row, value = np.zeros(len(variables)), 0.0
+            for i in members:
+                if hidden[i]:
+                    row[column[(kind, i)]] += 1.0
+                else:
+                    value -= float(period.at[i, value_of])
+            if total is not None:
+                if hidden[total]:
+                    row[column[(kind, total)]] -= 1.0
+                else:
+                    value += float(period.at[total, value_of])
+            if np.any(row):
+                equations.append(row)
+                rhs.append(value)
+    inequalities = []  # y - x <= 0 where both are hidden
+    bounds = [(0.0, None)] * len(variables)
+    for i in rows:
+        if share_hidden[i] and count_hidden[i]:
+            row = np.zeros(len(variables))
+            row[column[("y", i)]], row[column[("x", i)]] = 1.0, -1.0
+            inequalities.append(row)
+        elif share_hidden[i]:
+            bounds[column[("y", i)]] = (0.0, float(period.at[i, "encounters"]))
+    a_eq = np.array(equations) if equations else None
+    b_eq = np.array(rhs) if equations else None
+    a_ub = np.array(inequalities) if inequalities else None
+    b_ub = np.zeros(len(inequalities)) if inequalities else None
+    intervals = {}
+    for i in wanted:
+        objective = np.zeros(len(variables))
+        objective[column[("y", i)]] = 1.0
+        low = linprog(objective, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+        high = linprog(-objective, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+        lowest = float(low.fun) if low.status == 0 else 0.0
+        highest = math.inf if high.status == 3 else float(-high.fun) if high.status == 0 else math.inf
+        intervals[i] = (round(lowest, 6), round(highest, 6))
+    return intervals
+
+
+def small_share(encounters: int, with_measure: int, min_cell: int) -> bool:
+    """Whether a share would let a reader derive a count from 1 to ``min_cell - 1`` (those with the measure, or
+    those without it): the public-health "rule of 11" covers counts derived from percentages too.
+
+    >>> small_share(40, 3, 11), small_share(40, 0, 11), small_share(40, 35, 11), small_share(40, 20, 11)
+    (True, False, True, False)
+    """
+    without = encounters - with_measure
+    return 0 < with_measure < min_cell or 0 < without < min_cell
+
+
+def _withhold_small_shares(cells: pd.DataFrame, members: np.ndarray, measure: str, min_cell: int) -> None:
+    """Step 3: withhold shares of published rows that give away a small count, and others with them until the
+    margins bound each withheld numerator no tighter than ``min_cell``."""
+    column, count = f"withheld_{measure}", f"n_{measure}"
+    for i in members:
+        if cells.at[i, "reason"] == "" and small_share(cells.at[i, "encounters"], cells.at[i, count], min_cell):
+            cells.at[i, column] = "primary: small count"
+    while True:
+        period = cells.loc[members]
+        primary = [i for i in members if cells.at[i, column].startswith("primary")]
+        if not primary:
+            return
+        intervals = numerator_intervals(period, measure, primary)
+        exposed = [i for i, (low, high) in intervals.items() if high - low < min_cell]
+        if not exposed:
+            return
+        partner = _share_partner(period, exposed[0], measure, min_cell)
+        if partner is None:
+            return
+        cells.at[partner, column] = f"complementary: protects {cells.at[exposed[0], 'group']} ({measure})"
+
+
+def _share_partner(period: pd.DataFrame, cell: int, measure: str, min_cell: int) -> int | None:
+    """The shown share to withhold with ``cell``'s: in its table (the period total last), preferring one whose count
+    with and without the measure are both publishable (it widens the interval most), then the smallest cell."""
+    column, count = f"withheld_{measure}", f"n_{measure}"
+    shown = period[(period["reason"] == "") & (period[column] == "") & (period.index != cell)]
+    table = period.at[cell, "table"]
+    same = shown[shown["table"] == table] if table != OVERALL else shown[shown["table"] != OVERALL]
+    candidates = same if not same.empty else shown[shown["table"] == OVERALL]
+    if candidates.empty:
+        candidates = shown
+    if candidates.empty:
+        return None
+    room = np.minimum(candidates[count], candidates["encounters"] - candidates[count])
+    cost = candidates["encounters"].astype(float) + np.where(room >= min_cell, 0.0, 1e6) - room.astype(float) * 1e-3
+    cost = cost + np.where(candidates["table"] == OVERALL, OVERALL_COST, 0.0)
+    return int(cost.idxmin())
+
+
 def _protect_measures(cells: pd.DataFrame, members: np.ndarray, measures: tuple[str, ...]) -> None:
-    """Step 3: no table's suppressed cells may be all without, or all with, a measure the period total publishes."""
+    """Step 4: no table's hidden numerators may be all zero, or all full, where a suppressed row is among them."""
     period = cells.loc[members]
     overall = period[period["table"] == OVERALL]
     if overall.empty or overall["reason"].iloc[0] != "":
         return  # the total is hidden: the suppressed cells' sums are not known
     total = overall.iloc[0]
-    for table in sorted(set(period["table"]) - {OVERALL}):
-        for measure in measures:
-            count = f"n_{measure}"
-            if total[count] in (0, total["encounters"]):
-                continue  # the published total already says it for every part of the period
+    for measure in measures:
+        count, column = f"n_{measure}", f"withheld_{measure}"
+        if total[column] != "" or total[count] in (0, total["encounters"]):
+            continue  # the total's share is withheld, or already says it for every part of the period
+        for table in sorted(set(period["table"]) - {OVERALL}):
             while True:
                 rows = cells.loc[period.index[period["table"] == table]]
-                hidden = rows[rows["reason"] != ""]
+                hidden = rows[(rows["reason"] != "") | (rows[column] != "")]
                 with_measure, encounters = int(hidden[count].sum()), int(hidden["encounters"].sum())
-                if hidden.empty or 0 < with_measure < encounters:
+                if not (hidden["reason"] != "").any() or 0 < with_measure < encounters:
                     break
-                shown = rows[rows["reason"] == ""]
+                shown = rows[(rows["reason"] == "") & (rows[column] == "")]
                 needed = shown[count] > 0 if with_measure == 0 else shown[count] < shown["encounters"]
                 if not needed.any():
                     break
                 partner = int(shown[needed]["encounters"].idxmin())
-                cells.at[partner, "reason"] = f"complementary: protects {table} ({measure})"
+                cells.at[partner, column] = f"complementary: protects {table} ({measure}: all or none)"
