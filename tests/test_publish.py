@@ -354,10 +354,24 @@ def test_second_release_keeps_the_first_and_says_what_changed(
     assert released.sha256 != first_release["release"].sha256
 
 
+def fresh_store(department: dict[str, Path], folder: Path) -> Path:
+    """A copy of the department's store that has released nothing (a store releases into one folder only)."""
+    copy = folder / "store"
+    shutil.copytree(department["store"], copy, ignore=shutil.ignore_patterns("publish"))
+    return copy
+
+
 def test_release_refuses_stale_tampered_and_unauthorised_drafts(
     first_release: dict[str, object], department: dict[str, Path], tmp_path: Path
 ) -> None:
-    store_dir = department["store"]
+    with pytest.raises(PublishError, match="this store releases into"):  # one store, one series
+        prepare(
+            department["store"],
+            tmp_path / "elsewhere",
+            PublishSettings(by=BY, through=FIRST_THROUGH),
+            department["stops"],
+        )
+    store_dir = fresh_store(department, tmp_path)
     out = tmp_path / "portal"
     database = ReviewDatabase.for_store(store_dir)
     settings = PublishSettings(by=("time_of_day",), through=FIRST_THROUGH)
@@ -392,7 +406,7 @@ def test_release_refuses_stale_tampered_and_unauthorised_drafts(
 def test_the_command_line_checks_the_account_and_the_input(
     first_release: dict[str, object], department: dict[str, Path], tmp_path: Path
 ) -> None:
-    store = str(department["store"])
+    store = str(fresh_store(department, tmp_path))
     completed = bwc("publish", "--store", store, "--out", str(tmp_path / "a"), "--as", "trainer", "--through",
                     "2025-03-31", stdin=PASSWORD + "\n")  # fmt: skip
     assert completed.returncode == 1 and "may not publish" in completed.stderr and not (tmp_path / "a").exists()
@@ -458,7 +472,7 @@ def test_publishing_twice_into_a_foreign_folder_is_refused(department: dict[str,
     foreign.mkdir()
     (foreign / "index.html").write_text("<p>someone else's page</p>")
     with pytest.raises(PublishError, match="holds no bwc release"):
-        prepare(department["store"], foreign, PublishSettings(through=FIRST_THROUGH), None)
+        prepare(fresh_store(department, tmp_path), foreign, PublishSettings(through=FIRST_THROUGH), None)
     assert (foreign / "index.html").read_text() == "<p>someone else's page</p>"
     shutil.rmtree(foreign)
 

@@ -42,6 +42,7 @@ class Department:
     store: Path
     stops: Path
     database: ReviewDatabase
+    portal: Path  # the one folder the store releases into
 
     def draft(self, out_dir: Path) -> Draft:
         """A new draft of the store's tables for portal folder ``out_dir``."""
@@ -58,7 +59,7 @@ def department(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Department]
     database = ReviewDatabase.for_store(root / "store")
     for username, role in USERS.items():
         database.add_user(username, role, REVIEW_PASSWORD)
-    yield Department(root / "store", stops, database)
+    yield Department(root / "store", stops, database, root / "portal")
     database.close()
 
 
@@ -100,7 +101,8 @@ def files_under(folder: Path) -> dict[str, int]:
 def test_trainers_and_researchers_may_not_see_or_release_drafts(
     department: Department, signed_in: Callable[[str], tuple[TestClient, str]], tmp_path: Path
 ) -> None:
-    draft = department.draft(tmp_path / "portal")
+    before = files_under(department.portal)
+    draft = department.draft(department.portal)
     for username in ("tess", "rory"):
         client, token = signed_in(username)
         assert 'href="/releases"' not in client.get("/queue").text  # no nav link
@@ -108,7 +110,7 @@ def test_trainers_and_researchers_may_not_see_or_release_drafts(
         assert client.get(f"/releases/{draft.draft_id}").status_code == 403
         answer = client.post(f"/releases/{draft.draft_id}/release", data={"csrf_token": token, "sha256": draft.sha256})
         assert answer.status_code == 403
-    assert not (tmp_path / "portal").exists() and draft.folder.is_dir()
+    assert files_under(department.portal) == before and draft.folder.is_dir()
     refused = [e for e in department.database.audit_entries(limit=20) if e.action == "release_draft"]
     assert {(e.username, e.outcome, e.status) for e in refused[:2]} == {
         ("tess", "refused", 403),
@@ -123,7 +125,7 @@ def test_trainers_and_researchers_may_not_see_or_release_drafts(
 def test_a_supervisor_previews_and_releases_a_draft(
     department: Department, signed_in: Callable[[str], tuple[TestClient, str]], tmp_path: Path
 ) -> None:
-    out = tmp_path / "portal"
+    out = department.portal
     draft = department.draft(out)
     client, token = signed_in("sam")
 
@@ -191,7 +193,8 @@ def test_unknown_drafts_are_not_found_and_the_url_cannot_make_the_page_speak(
 def test_a_drafts_words_are_escaped_and_a_changed_draft_is_refused(
     department: Department, signed_in: Callable[[str], tuple[TestClient, str]], tmp_path: Path
 ) -> None:
-    out = tmp_path / "portal"
+    out = department.portal
+    before = files_under(out)
     draft = department.draft(out)
     with (draft.package_dir / "CHANGELOG.md").open("a") as changelog:
         changelog.write('\n<script>alert("changelog")</script>\n')
@@ -207,11 +210,10 @@ def test_a_drafts_words_are_escaped_and_a_changed_draft_is_refused(
 
     answer = client.post(f"/releases/{draft.draft_id}/release", data={"csrf_token": token, "sha256": draft.sha256})
     assert answer.status_code == 409 and "changed after it was prepared" in answer.text
-    assert not [path for path in out.iterdir() if not path.name.startswith(".")] and draft.folder.is_dir()
+    assert files_under(out) == before and draft.folder.is_dir()
     entries = publish_entries(department.database, draft)
     assert [(e.username, e.outcome, e.status) for e in entries] == [("sam", "refused", 409)]
     assert "changed after it was prepared" in entries[0].detail
-    assert not (out / "datapackage.json").exists()
 
 
 def test_only_the_reviewed_package_is_released(
@@ -219,12 +221,13 @@ def test_only_the_reviewed_package_is_released(
 ) -> None:
     """A form naming another SHA-256 (the page the reviewer saw was of another package) is refused; so is a draft
     whose files and checksums were both rewritten after it was prepared (the audit log kept the first SHA-256)."""
-    out = tmp_path / "portal"
+    out = department.portal
+    before = files_under(out)
     draft = department.draft(out)
     client, token = signed_in("sam")
     answer = client.post(f"/releases/{draft.draft_id}/release", data={"csrf_token": token, "sha256": "0" * 64})
     assert answer.status_code == 409 and "not the package that was reviewed" in answer.text
-    assert not (out / "datapackage.json").exists()
+    assert files_under(out) == before
     overall = draft.package_dir / "overall.csv"
     overall.write_text(overall.read_text().replace(",false,", ",true,", 1))
     names = sorted(path.name for path in draft.package_dir.iterdir() if path.name != "SHA256SUMS")
@@ -235,7 +238,7 @@ def test_only_the_reviewed_package_is_released(
     (draft.folder / "draft.json").write_text(json.dumps(record))
     answer = client.post(f"/releases/{draft.draft_id}/release", data={"csrf_token": token, "sha256": forged})
     assert answer.status_code == 409 and "not the one the audit log recorded" in answer.text
-    assert not (out / "datapackage.json").exists()
+    assert files_under(out) == before
 
 
 def test_a_supervisor_releases_a_draft_in_chromium(
@@ -243,8 +246,9 @@ def test_a_supervisor_releases_a_draft_in_chromium(
     department: Department,
     tmp_path: Path,
 ) -> None:
-    out = tmp_path / "portal"
+    out = department.portal  # after the supervisor's release above: the next release of the same folder
     draft = department.draft(out)
+    released = draft.release_id
     context = browser.new_context(viewport={"width": 1280, "height": 1000})  # type: ignore[attr-defined]
     page = context.new_page()
     page.set_default_timeout(30_000)
@@ -270,9 +274,9 @@ def test_a_supervisor_releases_a_draft_in_chromium(
         assert shot.stat().st_size > 10_000
 
         page.click("form.release button[type=submit]")
-        page.wait_for_url("**/releases?done=r001")
+        page.wait_for_url(f"**/releases?done={released}")
         message = page.locator("[data-testid=released]").inner_text()
-        assert message == f"released r001 (sha256 {draft.sha256})"
-    assert (out / "datapackage.json").is_file() and (out / "releases" / "r001").is_dir()
+        assert message == f"released {released} (sha256 {draft.sha256})"
+    assert (out / "datapackage.json").is_file() and (out / "releases" / released).is_dir()
     assert not problems, problems
     context.close()

@@ -57,6 +57,7 @@ from bwc.store import Store, write_atomically
 
 PUBLISH_DIR = "publish"  # in the store: drafts/ and releases/ (internal, never copied out)
 DRAFT_FILE, RELEASE_FILE, CELLS_FILE = "draft.json", "release.json", "cells.parquet"
+SERIES_FILE = "series.json"  # in STORE/publish: the one portal folder this store releases into
 PACKAGE_DIR = "package"  # a draft's files exactly as they go out
 RELEASES_DIR = "releases"  # in OUT: one folder per release
 PUBLISHING_ROLES = ("supervisor", "admin")  # who may release (the CLI: whoever may write the store)
@@ -173,6 +174,7 @@ def prepare(
     if frame.empty:
         raise PublishError(f"{store_root}: no analysed encounter in a complete {settings.period} to publish")
     fields = resolve_fields(settings.by, frame.attrs["fields"])
+    _check_one_series(store_root, out_dir)
     previous = _latest(out_dir)
     _check_series(out_dir, previous, settings, fields)
     domains, published = _previous_domains(out_dir, previous)
@@ -360,6 +362,7 @@ def _release_locked(
     reason = stale(draft)
     if reason:
         raise PublishError(reason)
+    _check_one_series(store_root, draft.out_dir)
     target = draft.out_dir / RELEASES_DIR / draft.release_id
     if target.exists():
         raise PublishError(f"{target} exists already; prepare the draft again")
@@ -378,7 +381,29 @@ def _release_locked(
         kept = kept.with_name(f"{draft.release_id}-{draft.draft_id}")
     os.replace(draft.folder, kept)
     (kept / RELEASE_FILE).write_text(json.dumps(_as_json(record) | {"draft_id": draft.draft_id}, indent=2))
+    series = store_root / PUBLISH_DIR / SERIES_FILE
+    if not series.exists():
+        write_atomically(series, lambda temporary: Path(temporary).write_text(json.dumps(
+            {"out_dir": str(draft.out_dir), "first_release": draft.release_id, "released_at": record.released_at},
+            indent=2)))  # fmt: skip
     return draft, record
+
+
+def _check_one_series(store_root: Path, out_dir: Path) -> None:
+    """One store, one series of releases: two folders of tables from the same encounters (by month and by quarter,
+    in two time zones, with other groups or another history of suppressions) could be differenced against each
+    other, which the suppression of each cannot see."""
+    path = store_root / PUBLISH_DIR / SERIES_FILE
+    if not path.exists():
+        return
+    try:
+        registered = Path(json.loads(path.read_text())["out_dir"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise PublishError(f"{path}: damaged; it names the portal folder this store releases into") from None
+    if registered != out_dir:
+        raise PublishError(f"this store releases into {registered}: tables of the same encounters in a second "
+                           f"folder ({out_dir}) could be differenced against them; publish there (copy that "
+                           "folder to other portals)")  # fmt: skip
 
 
 def read_draft(store_root: Path, draft_id: str) -> Draft:
@@ -582,13 +607,14 @@ def _check_series(out_dir: Path, previous: dict[str, Any] | None, settings: Publ
     if previous["bwc"].get("timezone") != settings.timezone:
         raise PublishError(
             f"{out_dir}: its periods are in {previous['bwc'].get('timezone')} time; periods in "
-            f"{settings.timezone} would shift their edges by hours a reader could difference: use a "
-            "new folder"
+            f"{settings.timezone} would shift their edges by hours a reader could difference: set "
+            f"publish.timezone to {previous['bwc'].get('timezone')}"
         )
     if previous["bwc"].get("period") != settings.period:
         raise PublishError(
             f"{out_dir}: its releases are by {previous['bwc'].get('period')}; a {settings.period} "
-            "release beside them would let readers difference suppressed cells: use a new folder"
+            "release beside them would let readers difference suppressed cells: publish by "
+            f"{previous['bwc'].get('period')}"
         )
     before = [
         r["path"].removesuffix(".csv").removeprefix("by_")
@@ -599,7 +625,7 @@ def _check_series(out_dir: Path, previous: dict[str, Any] | None, settings: Publ
         raise PublishError(
             f"{out_dir}: its releases have tables by {', '.join(before) or 'nothing'}, this one "
             f"by {', '.join(fields) or 'nothing'}; new margins for old periods would let readers "
-            "difference suppressed cells: publish the same --by fields, or use a new folder"
+            "difference suppressed cells: publish the same --by fields"
         )
 
 
