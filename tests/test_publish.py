@@ -344,6 +344,14 @@ def test_second_release_keeps_the_first_and_says_what_changed(
         assert hidden <= again, name
     widths, exposed = attack(after)
     assert not [w for w in widths if w[3] < MIN_CELL] and not exposed
+    # Three January stops changed reason: publishing that would show three encounters' measures by difference,
+    # so January stays exactly as r001 published it, and the changelog says so.
+    assert changes.loc[changes["change"] == "kept", "period"].tolist() == ["2025-01"]
+    assert not changes[(changes["period"] == "2025-01") & (changes["change"] == "revised")].any(axis=None)
+    for name, frame in before.items():
+        january = frame[frame["period"] == "2025-01"].reset_index(drop=True)
+        assert january.equals(after[name][after[name]["period"] == "2025-01"].reset_index(drop=True)), name
+    assert any("2025-01 kept as published in r001" in warning for warning in draft.warnings)
     reasons = after["by_stop_reason"]
     assert "checkpoint" not in set(reasons["stop_reason"])  # taking it out of January's "other" would reveal 3
     assert reasons.loc[reasons["stop_reason"] == "parade", "period"].tolist() == ["2025-05"]

@@ -193,7 +193,7 @@ def changes_schema() -> dict[str, Any]:
         "table": "table changed",
         "period": "period changed",
         "group": "group changed ('all' in the overall table; empty for a whole period)",
-        "change": "new_period | revised | now_suppressed | period_removed",
+        "change": "new_period | revised | now_suppressed | kept (a period not revised, see detail) | period_removed",
         "detail": "why the cell changed (in words; never the suppressed value)",
     }
     return {

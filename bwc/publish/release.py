@@ -75,10 +75,6 @@ NUMERIC_COLUMNS = (
 )  # published numbers, not labels  # ids shorter than this ("12") would match ordinary numbers in any table
 README, DICTIONARY, INDEX, CHANGELOG = "README.md", "data_dictionary.md", "index.html", "CHANGELOG.md"
 CHANGELOG_TITLE = "# Changelog"
-DIFFERENCING_NOTE = (
-    "revised by {delta:+d} encounters: a reader comparing this release with the last learns what those "
-    "encounters changed (fewer than {min_cell})"
-)
 
 
 class PublishError(RuntimeError):
@@ -180,7 +176,16 @@ def prepare(
     domains, published = _previous_domains(out_dir, previous)
     cells = build_cells(frame, fields, settings.min_cell, domains, published)
     sticky = _previously_suppressed(out_dir, previous)
-    cells = suppress(cells, settings.min_cell, settings.min_officers, settings.max_officer_share, sticky, MEASURES)
+    previous_id = previous["bwc"]["release"] if previous else None
+    previous_cells = _released_cells(store_root, previous_id)
+    kept, kept_why = _periods_to_keep(cells, previous_cells, published, settings.min_cell)
+    fresh = cells[~cells["period"].isin(kept)]
+    fresh = suppress(fresh, settings.min_cell, settings.min_officers, settings.max_officer_share, sticky, MEASURES)
+    if kept:  # those periods stay exactly as the last release published them (its internal record of them)
+        carried = previous_cells[previous_cells["period"].isin(kept)]
+        cells = pd.concat([carried, fresh], ignore_index=True)
+    else:
+        cells = fresh
     number = int(previous["bwc"]["release"].lstrip("r")) + 1 if previous else 1
     info = package.ReleaseInfo(
         release_id=f"r{number:03d}",
@@ -201,8 +206,13 @@ def prepare(
     tables = {OVERALL: package.public_table(cells, OVERALL, settings.min_cell)}
     for name in fields:
         tables[f"by_{name}"] = package.public_table(cells, f"by_{name}", settings.min_cell)
-    previous_cells = _released_cells(store_root, info.previous)
     changes, warnings = _changes(out_dir, previous, tables, cells, previous_cells, info)
+    if kept:
+        rows = [{"release": info.release_id, "table": "", "period": period, "group": "", "change": "kept",
+                 "detail": f"not revised: the changes since {info.previous} are too small to publish without "
+                 "revealing the encounters behind them; as published before"} for period in kept]  # fmt: skip
+        changes = pd.concat([changes, pd.DataFrame(rows, columns=package.CHANGE_COLUMNS)], ignore_index=True)
+        warnings += [f"{period} kept as published in {info.previous}: {kept_why[period]}" for period in kept]
     left_out = int(frame.attrs.get("left_out", 0))
     if left_out:
         warnings.append(f"{left_out} scored encounters left out: no officer language to judge, no officer or no time")
@@ -666,6 +676,31 @@ def _group_column(table: str, frame: pd.DataFrame) -> str:
     return table.removeprefix("by_")
 
 
+def _periods_to_keep(
+    cells: pd.DataFrame, previous_cells: pd.DataFrame | None, published: set[str], min_cell: int
+) -> tuple[list[str], dict[str, str]]:
+    """Periods published before whose cells changed by fewer than ``min_cell`` encounters in or out (a late
+    recording, a removal): publishing the revision would let a reader difference those few encounters' measures
+    out of two releases, so the period keeps its published values until the change is large enough (or none).
+    Without the last release's internal record every published period is kept (nothing to compare with)."""
+    periods = sorted(published & set(cells["period"]))
+    if previous_cells is None or "encounter_ids" not in previous_cells.columns:
+        return periods, {period: "the store holds no record of the last release to compare with" for period in periods}
+    before = previous_cells.set_index(["table", "period", "group"])["encounter_ids"]
+    kept, why = [], {}
+    for period in periods:
+        rows = cells[cells["period"] == period]
+        for row in rows.itertuples():
+            key = (row.table, row.period, row.group)
+            old = set(before[key]) if key in before.index else set()
+            added, removed = len(set(row.encounter_ids) - old), len(old - set(row.encounter_ids))
+            if 0 < added < min_cell or 0 < removed < min_cell:
+                kept.append(period)
+                why[period] = f"{row.table} {row.group}: {added} encounters in, {removed} out"
+                break
+    return kept, why
+
+
 def _released_cells(store_root: Path, release_id: str | None) -> pd.DataFrame | None:
     """The internal cells of release ``release_id`` made from this store (None when it was made elsewhere)."""
     if release_id is None:
@@ -761,10 +796,6 @@ def _changes(
                     "detail": f"{detail}; columns {', '.join(differs)}",
                 }
             )
-            if 0 < abs(delta) < info.min_cell:
-                warnings.append(
-                    f"{table} {key[0]} {key[1]}: " + DIFFERENCING_NOTE.format(delta=delta, min_cell=info.min_cell)
-                )
     frame = pd.DataFrame(rows, columns=package.CHANGE_COLUMNS[1:]).assign(release=info.release_id)
     return frame[list(package.CHANGE_COLUMNS)], warnings
 

@@ -236,7 +236,8 @@ def build_cells(
 
     Columns: ``table, field, period, period_start, period_end, group, encounters, officers, top_officer_share``,
     one ``n_<measure>`` (encounters with it) per binary measure, the respect quantiles, ``digest`` (SHA-256 of the
-    cell's sorted encounter ids: equal digests = the same encounters) and ``model_versions``.
+    cell's sorted encounter ids: equal digests = the same encounters), ``encounter_ids`` (internal, never published)
+    and ``model_versions``.
 
     ``previous_domains`` (table → its groups in the series' last release) and ``previous_periods`` keep the groups
     stable across releases: a group published before stays a group (suppressed if it became small), and a value
@@ -319,7 +320,9 @@ def _cell_values(cell: pd.DataFrame) -> dict[str, object]:
     respect = cell["respect_shrunk"].astype(float)
     for q, column in RESPECT_QUANTILES:
         values[column] = float(respect.quantile(q)) if n else float("nan")
-    values["digest"] = hashlib.sha256("\n".join(sorted(cell["encounter_id"])).encode()).hexdigest()
+    ids = sorted(cell["encounter_id"])
+    values["digest"] = hashlib.sha256("\n".join(ids).encode()).hexdigest()
+    values["encounter_ids"] = ids  # internal (the store's cells.parquet): what a later release is compared with
     values["model_versions"] = "|".join(sorted(set(cell["model_version"]) - {""}))
     return values
 
