@@ -215,6 +215,7 @@ class PublishConfig(_Section):
     min_cell: int = Field(default=11, ge=1)  # cells with fewer encounters are suppressed (11: public-health custom)
     min_officers: int = Field(default=3, ge=1)  # cells whose encounters involve fewer officers are suppressed
     max_officer_share: float = Field(default=0.5, gt=0.0, le=1.0)  # suppressed above this one-officer share; 1 = off
+    labels: dict[str, list[str]] = Field(default_factory=dict)  # field -> values fit to publish; others -> `other`
     name: str = Field(default="bwc-encounters", pattern=r"^[a-z0-9._-]+$")  # datapackage name
     title: str = "Police-public encounters: what body-worn-camera audio shows"  # the portal's title
     publisher: str = ""  # the department, as the package and the portal page name it

@@ -508,3 +508,41 @@ def test_badge_numbers_are_looked_for_in_labels_not_among_published_numbers(tmp_
     (folder / "README.md").write_text("see EV-20250101-0001.\n")
     with pytest.raises(PublishError, match=r"README\.md: holds an identifier"):
         _scan_for_identifiers(folder, frame, None)
+
+
+def test_unlisted_labels_go_to_other_and_new_labels_are_put_before_the_reviewer(
+    department: dict[str, Path], tmp_path: Path
+) -> None:
+    stops = pd.read_csv(department["stops"], dtype=str)
+    stops.loc[stops.index[:12], "district"] = "Home of Officer Garcia"  # free text, frequent enough to be a group
+    path = tmp_path / "stops.csv"
+    stops.to_csv(path, index=False)
+    store = fresh_store(department, tmp_path)
+    draft = prepare(store, tmp_path / "portal", PublishSettings(by=("district",), through=FIRST_THROUGH), path)
+    assert any("labels published for the first time" in w and "'home of officer garcia'" in w for w in draft.warnings)
+    listed = {"district": ("North", "South", "East", "West", "Central", "Harbor")}
+    settings = PublishSettings(by=("district",), through=FIRST_THROUGH, labels=listed)
+    draft = prepare(store, tmp_path / "portal", settings, path)
+    published = (draft.package_dir / "by_district.csv").read_text()
+    assert "garcia" not in published and ",other," in published and ",north," in published
+    assert not any("labels published for the first time" in w for w in draft.warnings)
+    with pytest.raises(PublishInputError, match=r"publish\.labels: race not among the published fields"):
+        prepare(store, tmp_path / "portal", PublishSettings(by=("district",), labels={"race": ("white",)}), path)
+
+
+def test_a_release_interrupted_after_its_archive_is_completed_by_the_next(
+    department: dict[str, Path], tmp_path: Path
+) -> None:
+    store = fresh_store(department, tmp_path)
+    out = tmp_path / "portal"
+    settings = PublishSettings(by=("time_of_day",), through=FIRST_THROUGH)
+    release(store, prepare(store, out, settings, None).draft_id)
+    interrupted = prepare(store, out, settings, None)
+    shutil.copytree(interrupted.package_dir, out / "releases" / interrupted.release_id)  # the archive, then a crash
+    assert json.loads((out / "datapackage.json").read_text())["bwc"]["release"] == "r001"
+    following = prepare(store, out, settings, None)
+    assert following.release_id == "r003" and following.previous == "r002"
+    release(store, following.draft_id)
+    assert json.loads((out / "datapackage.json").read_text())["bwc"]["release"] == "r003"
+    changes = pd.read_csv(out / "changes.csv", dtype=str, keep_default_na=False)
+    assert set(changes["change"]) <= {"kept", "revised", "new_period"}

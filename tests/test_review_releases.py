@@ -144,7 +144,7 @@ def test_a_supervisor_previews_and_releases_a_draft(
         assert f'data-table="{table}"' in preview.text
     changelog = (draft.package_dir / "CHANGELOG.md").read_text()
     assert html.escape(changelog.splitlines()[2]) in preview.text  # "## r001 (date, version 1.1.0)"
-    assert 'data-testid="warnings">No warnings.' in preview.text
+    assert 'data-testid="warnings"' in preview.text and "labels published for the first time" in preview.text
     assert f'action="/releases/{draft.draft_id}/release"' in preview.text
 
     # Without the session's token, or with another, nothing is released.

@@ -46,7 +46,10 @@ from bwc.publish import package
 from bwc.publish.suppression import suppress
 from bwc.publish.tables import (
     MEASURES,
+    OTHER,
     OVERALL,
+    UNKNOWN,
+    PublishInputError,
     PublishSettings,
     build_cells,
     encounter_frame,
@@ -174,10 +177,13 @@ def prepare(
     previous = _latest(out_dir)
     _check_series(out_dir, previous, settings, fields)
     domains, published = _previous_domains(out_dir, previous)
-    cells = build_cells(frame, fields, settings.min_cell, domains, published)
+    unknown_fields = sorted(set(settings.labels) - set(fields))
+    if unknown_fields:
+        raise PublishInputError(f"publish.labels: {', '.join(unknown_fields)} not among the published fields "
+                                f"({', '.join(fields)})")  # fmt: skip
+    cells = build_cells(frame, fields, settings.min_cell, domains, published, settings.labels)
     sticky = _previously_suppressed(out_dir, previous)
-    previous_id = previous["bwc"]["release"] if previous else None
-    previous_cells = _released_cells(store_root, previous_id)
+    previous_cells = _released_cells(store_root, previous)
     kept, kept_why = _periods_to_keep(cells, previous_cells, published, settings.min_cell)
     fresh = cells[~cells["period"].isin(kept)]
     fresh = suppress(fresh, settings.min_cell, settings.min_officers, settings.max_officer_share, sticky, MEASURES)
@@ -213,6 +219,15 @@ def prepare(
                  "revealing the encounters behind them; as published before"} for period in kept]  # fmt: skip
         changes = pd.concat([changes, pd.DataFrame(rows, columns=package.CHANGE_COLUMNS)], ignore_index=True)
         warnings += [f"{period} kept as published in {info.previous}: {kept_why[period]}" for period in kept]
+    for name in fields:  # labels a reader will see for the first time: a reviewer reads them before they go out
+        if name in settings.labels or name == "time_of_day":
+            continue
+        table = f"by_{name}"
+        fresh_labels = sorted(set(cells.loc[cells["table"] == table, "group"]) - (domains or {}).get(table, set())
+                              - {OTHER, UNKNOWN})  # fmt: skip
+        if fresh_labels:
+            warnings.append(f"{table}: labels published for the first time (no publish.labels list for {name}): "
+                            + ", ".join(repr(label) for label in fresh_labels))  # fmt: skip
     left_out = int(frame.attrs.get("left_out", 0))
     if left_out:
         warnings.append(f"{left_out} scored encounters left out: no officer language to judge, no officer or no time")
@@ -597,18 +612,46 @@ def _copy_release(draft: Draft, target: Path) -> None:
 
 # -- the series and its changes ---------------------------------------------------------------------------------
 def _latest(out_dir: Path) -> dict[str, Any] | None:
-    """The folder's latest ``datapackage.json`` (None for an empty or absent folder)."""
-    path = out_dir / "datapackage.json"
-    if not path.exists():
+    """The folder's latest release's ``datapackage.json`` (None for an empty or absent folder), with ``_folder``:
+    where its files are. That is the top level, unless a release was interrupted after its archive folder was
+    complete and before the top level was rewritten: then the archive (its checksums verified) is the latest, and
+    the next release rewrites the top level."""
+    top = out_dir / "datapackage.json"
+    archived = _newest_archive(out_dir)
+    if not top.exists() and archived is None:
         if out_dir.exists() and any(not path.name.startswith(".") for path in out_dir.iterdir()):
             raise PublishError(f"{out_dir}: not empty and holds no bwc release; publish to an empty or new folder")
         return None
+    data = _read_release(top) if top.exists() else None
+    if archived is not None and (data is None or _release_number(archived.name) > _release_number(
+            data["bwc"]["release"])):  # fmt: skip
+        data, folder = _read_release(archived / "datapackage.json"), archived
+    else:
+        folder = out_dir
+    return data | {"_folder": folder}
+
+
+def _read_release(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
         data["bwc"]["release"]
     except (OSError, ValueError, KeyError, TypeError):
         raise PublishError(f"{path}: not a bwc release (no bwc.release); publish to an empty or new folder") from None
     return data
+
+
+def _newest_archive(out_dir: Path) -> Path | None:
+    """The highest-numbered complete release folder under ``OUT/releases`` (every file as its SHA256SUMS says)."""
+    folders = [path for path in (out_dir / RELEASES_DIR).glob("r[0-9]*") if path.is_dir()]
+    for folder in sorted(folders, key=lambda path: _release_number(path.name), reverse=True):
+        if (folder / package.CHECKSUMS).exists() and not _changed_files(folder):
+            return folder
+    return None
+
+
+def _release_number(release_id: str) -> int:
+    digits = release_id.lstrip("r")
+    return int(digits) if digits.isdigit() else -1
 
 
 def _check_series(out_dir: Path, previous: dict[str, Any] | None, settings: PublishSettings, fields: tuple) -> None:
@@ -656,7 +699,7 @@ def _previous_domains(out_dir: Path, previous: dict[str, Any] | None) -> tuple[d
     """Each table's groups and the periods of the folder's latest release (None, empty for a first release)."""
     if previous is None:
         return None, set()
-    tables = _public_tables(out_dir)
+    tables = _public_tables(previous["_folder"])
     domains = {name: set(frame[_group_column(name, frame)]) for name, frame in tables.items()}
     return domains, set(tables.get(OVERALL, pd.DataFrame(columns=["period"]))["period"])
 
@@ -701,12 +744,24 @@ def _periods_to_keep(
     return kept, why
 
 
-def _released_cells(store_root: Path, release_id: str | None) -> pd.DataFrame | None:
-    """The internal cells of release ``release_id`` made from this store (None when it was made elsewhere)."""
-    if release_id is None:
+def _released_cells(store_root: Path, previous: dict[str, Any] | None) -> pd.DataFrame | None:
+    """The internal cells of the folder's latest release: the store's record of it, or, when that release was
+    interrupted before the store recorded it, the draft it was made from (the same SHA256SUMS). None for a first
+    release."""
+    if previous is None:
         return None
+    release_id = previous["bwc"]["release"]
     path = store_root / PUBLISH_DIR / RELEASES_DIR / release_id / CELLS_FILE
-    return pd.read_parquet(path) if path.exists() else None
+    if path.exists():
+        return pd.read_parquet(path)
+    sums = previous["_folder"] / package.CHECKSUMS
+    if sums.exists():
+        digest = hashlib.sha256(sums.read_bytes()).hexdigest()
+        for draft in list_drafts(store_root):
+            if draft.release_id == release_id and draft.sha256 == digest and (draft.folder / CELLS_FILE).exists():
+                return pd.read_parquet(draft.folder / CELLS_FILE)
+    raise PublishError(f"{store_root}: no record of {release_id}, the portal folder's latest release; it cannot be "
+                       "revised safely from this store")  # fmt: skip
 
 
 def _changes(
@@ -729,7 +784,7 @@ def _changes(
         return pd.DataFrame(rows, columns=package.CHANGE_COLUMNS[1:]).assign(release=info.release_id)[
             list(package.CHANGE_COLUMNS)
         ], warnings
-    old_tables = _public_tables(out_dir)
+    old_tables = _public_tables(previous["_folder"])
     old_periods = set(old_tables.get(OVERALL, pd.DataFrame(columns=["period"]))["period"])
     rows += [
         {"table": "", "period": p, "group": "", "change": "new_period", "detail": "period published for the first time"}

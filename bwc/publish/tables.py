@@ -82,6 +82,7 @@ class PublishSettings:
     min_cell: int = 11  # a cell with fewer encounters is suppressed (and so is anything that would reveal it)
     min_officers: int = 3  # a cell whose encounters involve fewer officers is suppressed
     max_officer_share: float = 0.5  # a cell where one officer made more than this share of encounters is suppressed
+    labels: dict[str, tuple[str, ...]] = field(default_factory=dict)  # field -> values allowed; others are `other`
     flags: FlagsConfig = field(default_factory=FlagsConfig)  # shrinkage used for encounter respect
 
     @classmethod
@@ -97,6 +98,7 @@ class PublishSettings:
             "min_officers": section.min_officers,
             "max_officer_share": section.max_officer_share,
             "flags": config.flags,
+            "labels": {name: tuple(values) for name, values in section.labels.items()},
         }
         values |= {key: value for key, value in overrides.items() if value is not None}
         return cls(**values)  # type: ignore[arg-type]
@@ -231,6 +233,7 @@ def build_cells(
     min_cell: int,
     previous_domains: dict[str, set[str]] | None = None,
     previous_periods: set[str] | None = None,
+    codebook: dict[str, tuple[str, ...]] | None = None,
 ) -> pd.DataFrame:
     """One row per table, period and group: counts, officers, measures and the changelog's digest.
 
@@ -239,6 +242,7 @@ def build_cells(
     cell's sorted encounter ids: equal digests = the same encounters), ``encounter_ids`` (internal, never published)
     and ``model_versions``.
 
+    ``codebook`` (field → the values a department allows) sends every other value to ``other``.
     ``previous_domains`` (table → its groups in the series' last release) and ``previous_periods`` keep the groups
     stable across releases: a group published before stays a group (suppressed if it became small), and a value
     that the last release counted under ``other`` stays there, since taking it out of ``other`` for periods already
@@ -250,6 +254,9 @@ def build_cells(
     tables = [(OVERALL, None, pd.Series(ALL, index=frame.index))]
     for name in fields:
         labels = public_labels(frame[name], min_cell, keep=(previous_domains or {}).get(f"by_{name}", set()))
+        if codebook and name in codebook:  # the department's list of values fit to publish: anything else is other
+            allowed = {public_labels(pd.Series([value]), 1).iloc[0] for value in codebook[name]} | {UNKNOWN}
+            labels = labels.where(labels.isin(allowed), OTHER)
         if previous_domains is not None and f"by_{name}" in previous_domains:
             labels = _stable_labels(labels, frame, previous_domains[f"by_{name}"], previous_periods or set())
         tables.append((f"by_{name}", name, labels))
