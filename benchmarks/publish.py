@@ -76,6 +76,23 @@ def one(name: str, seed: int) -> dict[str, object]:
     primary_narrow, primary_exact = attacked(cells, primary, settings.min_cell)
     bwc_narrow, bwc_exact = attacked(cells, cells["suppressed"], settings.min_cell)
     by_table = cells[cells["table"] != "overall"]
+    from bwc.publish.suppression import small_share
+    from bwc.publish.tables import MEASURES
+
+    def implied_small(rows: pd.DataFrame, withheld: bool) -> int:
+        """Published shares that give away a count from 1 to 10 (with or without the behaviour)."""
+        total = 0
+        for measure in MEASURES:
+            shown = rows if not withheld else rows[rows[f"withheld_{measure}"] == ""]
+            total += sum(
+                small_share(n, k, settings.min_cell)
+                for n, k in zip(shown["encounters"], shown[f"n_{measure}"], strict=True)
+            )
+        return total
+
+    naive_rows = cells[~primary]
+    bwc_rows = cells[~cells["suppressed"]]
+    shares = len(bwc_rows) * len(MEASURES)
     return {
         "department": name,
         "encounters": int(cells.loc[cells["table"] == "overall", "encounters"].sum()),
@@ -86,6 +103,10 @@ def one(name: str, seed: int) -> dict[str, object]:
         "bwc": int(cells["suppressed"].sum()),
         "bwc_recovered": bwc_narrow,
         "bwc_exact": bwc_exact,
+        "primary_small_shares": implied_small(naive_rows, withheld=False),
+        "naive_shares": len(naive_rows) * len(MEASURES),
+        "bwc_small_shares": implied_small(bwc_rows, withheld=True),
+        "withheld_shares": float(sum((bwc_rows[f"withheld_{m}"] != "").sum() for m in MEASURES) / max(shares, 1)),
         "hidden_encounters": float(
             by_table.loc[by_table["suppressed"], "encounters"].sum() / by_table["encounters"].sum()
         ),
@@ -118,16 +139,24 @@ def _report(rows: pd.DataFrame, seconds: float, args: argparse.Namespace) -> str
         "bounds to an interval narrower than 11; *exact*: pinned to one value. Primary only = the same cells "
         "with the primary rules alone (what an output checker without complementary suppression publishes).",
         "",
-        "| department | encounters | cells | primary only: suppressed | recovered | exact | bwc: suppressed | "
-        "recovered | exact | encounters in suppressed cells | prepare (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| department | encounters | cells | primary only: suppressed | recovered | exact | shares showing a count "
+        "of 1-10 | bwc: suppressed | recovered | exact | shares showing a count of 1-10 | shares withheld | "
+        "encounters in suppressed cells | prepare (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows.itertuples():
         lines.append(
             f"| {row.department} | {row.encounters} | {row.cells} | {row.primary} | {row.primary_recovered} | "
-            f"{row.primary_exact} | {row.bwc} | {row.bwc_recovered} | {row.bwc_exact} | "
+            f"{row.primary_exact} | {row.primary_small_shares} of {row.naive_shares} | {row.bwc} | "
+            f"{row.bwc_recovered} | {row.bwc_exact} | {row.bwc_small_shares} | {row.withheld_shares:.0%} | "
             f"{row.hidden_encounters:.1%} | {row.seconds:.1f} |"
         )
+    lines += [
+        "",
+        "Shares are of the 12 binary measures in every published row. *Shares showing a count of 1-10*: a share "
+        "from which share × encounters gives 1 to 10 encounters with the behaviour or without it (the rule of 11 "
+        "covers derived counts); bwc withholds those and protects them as it protects counts.",
+    ]
     return "\n".join(lines) + "\n"
 
 
