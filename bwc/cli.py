@@ -852,7 +852,10 @@ def publish(
             raise typer.Exit(EXIT_RUN_FAILED)
     try:
         if release_draft is None:
-            last_day = date.fromisoformat(through) if through else None
+            try:
+                last_day = date.fromisoformat(through) if through else None
+            except ValueError:
+                raise ValueError(f"--through {through}: not a date (YYYY-MM-DD)") from None
             fields = tuple(name.strip() for name in by.split(",") if name.strip()) if by else None
             settings = PublishSettings.from_config(settings_config, period=period, by=fields, through=last_day)
             section = settings_config.publish

@@ -141,8 +141,12 @@ def attack(tables: dict[str, pd.DataFrame]) -> tuple[list[tuple[str, str, str, f
                 hidden_with = round(share * total_count) - sum(
                     round(float(cell[3][f"share_{measure}"]) * cell[2]) for cell in shown
                 )
-                if hidden_with in (0, hidden_count):
-                    exposed_shares.append(f"{name} {period} {measure}")
+                if (
+                    hidden_with in (0, hidden_count)
+                    or 0 < hidden_with < MIN_CELL
+                    or 0 < hidden_count - hidden_with < 11
+                ):
+                    exposed_shares.append(f"{name} {period} {measure}")  # none, all or a few: a derived small count
     return widths, exposed_shares
 
 

@@ -186,7 +186,8 @@ def prepare(
     previous_cells = _released_cells(store_root, previous)
     kept, kept_why = _periods_to_keep(cells, previous_cells, published, settings.min_cell)
     fresh = cells[~cells["period"].isin(kept)]
-    fresh = suppress(fresh, settings.min_cell, settings.min_officers, settings.max_officer_share, sticky, MEASURES)
+    fresh = suppress(fresh, settings.min_cell, settings.min_officers, settings.max_officer_share, sticky[0], MEASURES,
+                     sticky_shares=sticky[1])  # fmt: skip
     if kept:  # those periods stay exactly as the last release published them (its internal record of them)
         carried = previous_cells[previous_cells["period"].isin(kept)]
         cells = pd.concat([carried, fresh], ignore_index=True)
@@ -682,17 +683,23 @@ def _check_series(out_dir: Path, previous: dict[str, Any] | None, settings: Publ
         )
 
 
-def _previously_suppressed(out_dir: Path, previous: dict[str, Any] | None) -> set[tuple[str, str, str]]:
-    """(table, period, group) of every cell any earlier release of the folder suppressed."""
-    sticky: set[tuple[str, str, str]] = set()
+def _previously_suppressed(out_dir: Path, previous: dict[str, Any] | None) -> tuple[set[tuple], set[tuple]]:
+    """(table, period, group) of every cell any earlier release of the folder suppressed, and (table, period, group,
+    measure) of every share one withheld in a row it published."""
+    rows: set[tuple] = set()
+    shares: set[tuple] = set()
     if previous is None:
-        return sticky
+        return rows, shares
     for folder in [out_dir, *sorted((out_dir / RELEASES_DIR).glob("r*"))]:
         for table, frame in _public_tables(folder).items():
             group = _group_column(table, frame)
             hidden = frame[frame["suppressed"] == "true"]
-            sticky |= {(table, p, g) for p, g in zip(hidden["period"], hidden[group], strict=True)}
-    return sticky
+            rows |= {(table, p, g) for p, g in zip(hidden["period"], hidden[group], strict=True)}
+            shown = frame[frame["suppressed"] == "false"]
+            for measure in MEASURES:
+                empty = shown[shown.get(f"share_{measure}", pd.Series("", index=shown.index)) == ""]
+                shares |= {(table, p, g, measure) for p, g in zip(empty["period"], empty[group], strict=True)}
+    return rows, shares
 
 
 def _previous_domains(out_dir: Path, previous: dict[str, Any] | None) -> tuple[dict[str, set[str]] | None, set[str]]:
@@ -729,19 +736,36 @@ def _periods_to_keep(
     periods = sorted(published & set(cells["period"]))
     if previous_cells is None or "encounter_ids" not in previous_cells.columns:
         return periods, {period: "the store holds no record of the last release to compare with" for period in periods}
-    before = previous_cells.set_index(["table", "period", "group"])["encounter_ids"]
+    before = previous_cells.set_index(["table", "period", "group"])
     kept, why = [], {}
     for period in periods:
-        rows = cells[cells["period"] == period]
-        for row in rows.itertuples():
-            key = (row.table, row.period, row.group)
-            old = set(before[key]) if key in before.index else set()
-            added, removed = len(set(row.encounter_ids) - old), len(old - set(row.encounter_ids))
-            if 0 < added < min_cell or 0 < removed < min_cell:
-                kept.append(period)
-                why[period] = f"{row.table} {row.group}: {added} encounters in, {removed} out"
-                break
+        reason = next(filter(None, (_small_change(row, before, min_cell) for row in
+                                    cells[cells["period"] == period].to_dict("records"))), "")  # fmt: skip
+        if reason:
+            kept.append(period)
+            why[period] = reason
     return kept, why
+
+
+def _small_change(row: dict[str, Any], before: pd.DataFrame, min_cell: int) -> str:
+    """Why publishing ``row``'s revision would show a few encounters by difference, or ``""``: encounters in or out
+    of the cell, or (unless a new model rescored it, which the changelog names) encounters with or without a
+    measure, changed by 1 to ``min_cell - 1``."""
+    key = (row["table"], row["period"], row["group"])
+    old = before.loc[key] if key in before.index else None
+    old_ids = set(old["encounter_ids"]) if old is not None else set()
+    added, removed = len(set(row["encounter_ids"]) - old_ids), len(old_ids - set(row["encounter_ids"]))
+    if 0 < added < min_cell or 0 < removed < min_cell:
+        return f"{row['table']} {row['group']}: {added} encounters in, {removed} out"
+    if old is None or old["model_versions"] != row["model_versions"]:
+        return ""
+    for measure in MEASURES:
+        with_it = int(row[f"n_{measure}"]) - int(old[f"n_{measure}"])
+        without = (int(row["encounters"]) - int(row[f"n_{measure}"])) - (
+            int(old["encounters"]) - int(old[f"n_{measure}"]))  # fmt: skip
+        if 0 < abs(with_it) < min_cell or 0 < abs(without) < min_cell:
+            return f"{row['table']} {row['group']}: {abs(with_it)} encounters changed {measure}"
+    return ""
 
 
 def _released_cells(store_root: Path, previous: dict[str, Any] | None) -> pd.DataFrame | None:
@@ -859,11 +883,11 @@ def _why(internal: pd.DataFrame | None, now: pd.DataFrame, key: tuple[str, str, 
     if internal is None or key not in internal.index:
         return "values changed"
     before, after = internal.loc[key], now.loc[key]
-    if before["digest"] != after["digest"]:
-        return f"its encounters changed ({delta:+d} net: recordings added late, re-analysed or removed)"
     if before["model_versions"] != after["model_versions"]:
         return f"rescored: {before['model_versions'] or 'unknown'} -> {after['model_versions'] or 'unknown'}"
-    return "department-relative measures recomputed (flags and shrunk respect compare with the whole department)"
+    # One wording for every other revision: saying whose encounters changed and whose did not would tell a reader
+    # which cells of the last release still hold, and so which of its equations to reuse.
+    return "revised: recordings added late, re-analysed or removed, or department-relative measures recomputed"
 
 
 def _numeric_text(value: Any) -> str:

@@ -26,10 +26,11 @@ read in full:
    linear programme over the numerators' margins (every table's numerators add up to the total's, each between 0
    and its cell's count, itself hidden in a suppressed row: :func:`numerator_intervals`) must leave each withheld
    one an interval at least ``min_cell`` wide, else another share of its table is withheld with it.
-4. **All or none**: when the numerators hidden in a table (suppressed rows and withheld shares) add up to zero, or
-   to all their encounters, every suppressed row's share is known (0 or 1); one more share of that table, strictly
-   between, is withheld. (When the period's own published share is 0 or 1, it says so for every part of the period:
-   nothing can hide that, and the data dictionary says it.)
+4. **Hidden rows together**: the numerators hidden in a table (suppressed rows and withheld shares) add up to a
+   known number. When suppressed rows are among them and that number would be zero, all their encounters, or a
+   count from 1 to ``min_cell - 1`` with or without the measure (2 threats among 37 encounters), one more share of
+   that table is withheld, until it is none of these. (When the period's own published share is 0 or 1, it says
+   so for every part of the period: nothing can hide that, and the data dictionary says it.)
 
 Respect quantiles do not add up across cells, so they give an attacker no equations.
 
@@ -58,6 +59,8 @@ from scipy.optimize import linprog
 OVERALL = "overall"  # the table every other table of a period adds up to
 STICKY = "previous release"  # reason of a cell suppressed because an earlier release suppressed it
 OVERALL_COST = 1e9  # the period total is suppressed only when nothing else can protect a cell
+BEHAVIOURS = ("greeting_introduction", "reason_early", "safety_concern", "reassurance", "formal_title")
+BEHAVIOUR_FAMILY = (*BEHAVIOURS, "all_five")  # all_five <= each behaviour, >= their sum - 4 x: solved together
 
 
 def suppress(
@@ -67,6 +70,7 @@ def suppress(
     max_officer_share: float,
     sticky: Iterable[tuple[str, str, str]] = (),
     measures: Iterable[str] = (),
+    sticky_shares: Iterable[tuple[str, str, str, str]] = (),
 ) -> pd.DataFrame:
     """``cells`` with ``suppressed`` (bool), ``reason`` and one ``withheld_<measure>`` per measure (why that share is
     left empty in a published row, or ``""``). Reasons are internal: never published, since telling primary from
@@ -83,6 +87,8 @@ def suppress(
         ``(table, period, group)`` of cells an earlier release suppressed.
     measures
         Binary measures whose shares are published (steps 3 and 4 of the module docstring).
+    sticky_shares
+        ``(table, period, group, measure)`` of shares an earlier release withheld: withheld again.
     """
     cells = cells.reset_index(drop=True).copy()
     reasons = [primary_reason(row, min_cell, min_officers, max_officer_share) for row in cells.itertuples()]
@@ -94,12 +100,18 @@ def suppress(
     measures = tuple(measures)
     for measure in measures:
         cells[f"withheld_{measure}"] = ""
+    for table, period_name, group, measure in set(sticky_shares):
+        if measure in measures:
+            match = (cells["table"] == table) & (cells["period"] == period_name) & (cells["group"] == group)
+            cells.loc[match, f"withheld_{measure}"] = STICKY
     for _, period in cells.groupby("period", sort=False):
         members = period.index.to_numpy()
         _protect_counts(cells, members, min_cell)
         for measure in measures:
             _withhold_small_shares(cells, members, measure, min_cell)
-        _protect_measures(cells, members, measures)
+        if set(BEHAVIOUR_FAMILY) <= set(measures):
+            _protect_behaviour_family(cells, members, min_cell)
+        _protect_measures(cells, members, measures, min_cell)
     cells["suppressed"] = cells["reason"] != ""
     for measure in measures:  # a suppressed row hides every share anyway
         cells.loc[cells["suppressed"], f"withheld_{measure}"] = ""
@@ -270,6 +282,114 @@ def numerator_intervals(period: pd.DataFrame, measure: str, wanted: list[int]) -
     return intervals
 
 
+def family_intervals(period: pd.DataFrame, wanted: list[tuple[int, str]]) -> dict[tuple[int, str], tuple]:
+    """:func:`numerator_intervals` for the five behaviours and ``all_five`` at once, with what ties them in every
+    cell: ``all_five <= each behaviour`` and ``all_five >= (sum of the five) - 4 x`` (an encounter with all five has
+    each; one without some lacks at least one)."""
+    rows = period.index.tolist()
+    count_hidden = {i: period.at[i, "reason"] != "" for i in rows}
+    share_hidden = {(i, m): count_hidden[i] or period.at[i, f"withheld_{m}"] != "" for i in rows
+                    for m in BEHAVIOUR_FAMILY}  # fmt: skip
+    variables = [("x", i, "") for i in rows if count_hidden[i]]
+    variables += [("y", i, m) for i in rows for m in BEHAVIOUR_FAMILY if share_hidden[(i, m)]]
+    column = {variable: position for position, variable in enumerate(variables)}
+    n = len(variables)
+    total = next((i for i in rows if period.at[i, "table"] == OVERALL), None)
+
+    def term(i: int, m: str) -> tuple[int | None, float]:
+        """(variable column, 0) when hidden, else (None, its published value)."""
+        if m == "":
+            return (column[("x", i, "")], 0.0) if count_hidden[i] else (None, float(period.at[i, "encounters"]))
+        return (column[("y", i, m)], 0.0) if share_hidden[(i, m)] else (None, float(period.at[i, f"n_{m}"]))
+
+    equations, rhs = [], []
+    for table in sorted(set(period["table"]) - {OVERALL}):
+        members = [i for i in rows if period.at[i, "table"] == table]
+        for m in ("", *BEHAVIOUR_FAMILY):
+            row, value = np.zeros(n), 0.0
+            for i in members:
+                position, known = term(i, m)
+                if position is None:
+                    value -= known
+                else:
+                    row[position] += 1.0
+            if total is not None:
+                position, known = term(total, m)
+                if position is None:
+                    value += known
+                else:
+                    row[position] -= 1.0
+            if np.any(row):
+                equations.append(row)
+                rhs.append(value)
+    inequalities, limits = [], []
+    for i in rows:
+        for m in BEHAVIOUR_FAMILY:  # y <= x
+            row, value = np.zeros(n), 0.0
+            for sign, (position, known) in ((1.0, term(i, m)), (-1.0, term(i, ""))):
+                if position is None:
+                    value -= sign * known
+                else:
+                    row[position] += sign
+            if np.any(row):
+                inequalities.append(row)
+                limits.append(value)
+        for b in BEHAVIOURS:  # all_five - behaviour <= 0
+            row, value = np.zeros(n), 0.0
+            for sign, (position, known) in ((1.0, term(i, "all_five")), (-1.0, term(i, b))):
+                if position is None:
+                    value -= sign * known
+                else:
+                    row[position] += sign
+            if np.any(row):
+                inequalities.append(row)
+                limits.append(value)
+        row, value = np.zeros(n), 0.0  # sum of behaviours - 4 x - all_five <= 0
+        for sign, m in [(1.0, b) for b in BEHAVIOURS] + [(-4.0, ""), (-1.0, "all_five")]:
+            position, known = term(i, m)
+            if position is None:
+                value -= sign * known
+            else:
+                row[position] += sign
+        if np.any(row):
+            inequalities.append(row)
+            limits.append(value)
+    problem = {"A_eq": np.array(equations) if equations else None, "b_eq": np.array(rhs) if equations else None,
+               "A_ub": np.array(inequalities) if inequalities else None,
+               "b_ub": np.array(limits) if inequalities else None, "bounds": (0, None), "method": "highs"}  # fmt: skip
+    intervals = {}
+    for i, m in wanted:
+        objective = np.zeros(n)
+        objective[column[("y", i, m)]] = 1.0
+        low, high = linprog(objective, **problem), linprog(-objective, **problem)
+        lowest = float(low.fun) if low.status == 0 else 0.0
+        highest = math.inf if high.status == 3 else float(-high.fun) if high.status == 0 else math.inf
+        intervals[(i, m)] = (round(lowest, 6), round(highest, 6))
+    return intervals
+
+
+def _protect_behaviour_family(cells: pd.DataFrame, members: np.ndarray, min_cell: int) -> None:
+    """Step 3 again for the behaviours and ``all_five`` solved together: their ties can narrow what each measure's
+    own margins leave wide."""
+    while True:
+        period = cells.loc[members]
+        wanted = [
+            (i, m) for i in members for m in BEHAVIOUR_FAMILY if cells.at[i, f"withheld_{m}"].startswith("primary")
+        ]
+        if not wanted:
+            return
+        exposed = [key for key, (low, high) in family_intervals(period, wanted).items() if high - low < min_cell]
+        if not exposed:
+            return
+        cell, measure = exposed[0]
+        partner = _share_partner(period, cell, measure, min_cell)
+        if partner is None:
+            return
+        cells.at[partner, f"withheld_{measure}"] = (
+            f"complementary: protects {cells.at[cell, 'group']} ({measure}, jointly)"
+        )
+
+
 def small_share(encounters: int, with_measure: int, min_cell: int) -> bool:
     """Whether a share would let a reader derive a count from 1 to ``min_cell - 1`` (those with the measure, or
     those without it): the public-health "rule of 11" covers counts derived from percentages too.
@@ -321,8 +441,9 @@ def _share_partner(period: pd.DataFrame, cell: int, measure: str, min_cell: int)
     return int(cost.idxmin())
 
 
-def _protect_measures(cells: pd.DataFrame, members: np.ndarray, measures: tuple[str, ...]) -> None:
-    """Step 4: no table's hidden numerators may be all zero, or all full, where a suppressed row is among them."""
+def _protect_measures(cells: pd.DataFrame, members: np.ndarray, measures: tuple[str, ...], min_cell: int) -> None:
+    """Step 4: where suppressed rows are among a table's hidden numerators, the hidden pool may not be known to
+    hold none, all, or 1 to ``min_cell - 1`` encounters with (or without) a measure."""
     period = cells.loc[members]
     overall = period[period["table"] == OVERALL]
     if overall.empty or overall["reason"].iloc[0] != "":
@@ -337,11 +458,20 @@ def _protect_measures(cells: pd.DataFrame, members: np.ndarray, measures: tuple[
                 rows = cells.loc[period.index[period["table"] == table]]
                 hidden = rows[(rows["reason"] != "") | (rows[column] != "")]
                 with_measure, encounters = int(hidden[count].sum()), int(hidden["encounters"].sum())
-                if not (hidden["reason"] != "").any() or 0 < with_measure < encounters:
+                if not (hidden["reason"] != "").any():
+                    break  # withheld shares alone: step 3 bounded each of them
+                without = encounters - with_measure
+                if 0 < with_measure < encounters and not small_share(encounters, with_measure, min_cell):
                     break
+                # The hidden rows together would be known to hold none, all, or a few (1 to min_cell - 1) with, or
+                # without, the measure: withhold a shown share that moves the pool out of that.
                 shown = rows[(rows["reason"] == "") & (rows[column] == "")]
-                needed = shown[count] > 0 if with_measure == 0 else shown[count] < shown["encounters"]
-                if not needed.any():
+                lacking = with_measure < min_cell
+                gives = shown[count] if lacking else shown["encounters"] - shown[count]
+                if lacking and without < min_cell:
+                    gives = np.minimum(shown[count], shown["encounters"] - shown[count])
+                if not (gives > 0).any():
                     break
-                partner = int(shown[needed]["encounters"].idxmin())
-                cells.at[partner, column] = f"complementary: protects {table} ({measure}: all or none)"
+                enough = shown[gives >= min_cell]
+                partner = int((enough if not enough.empty else shown[gives > 0])["encounters"].idxmin())
+                cells.at[partner, column] = f"complementary: protects {table} ({measure}: hidden rows together)"

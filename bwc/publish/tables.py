@@ -196,7 +196,11 @@ def load_stops(path: Path) -> pd.DataFrame:
     if not present:
         raise PublishInputError(f"{path}: stop data needs at least one of {', '.join(STOP_FIELDS)}")
     table["encounter_id"] = table["encounter_id"].astype("string").str.strip()
-    duplicated = table["encounter_id"].duplicated() & table["encounter_id"].notna()
+    blank = table["encounter_id"].isna() | (table["encounter_id"] == "")
+    if blank.any():
+        row = int(np.flatnonzero(blank.to_numpy())[0]) + 2
+        raise PublishInputError(f"{path}: row {row}: encounter_id is empty")
+    duplicated = table["encounter_id"].duplicated()
     if duplicated.any():
         row = int(np.flatnonzero(duplicated.to_numpy())[0]) + 2  # 1-based, after the header line
         raise PublishInputError(
