@@ -26,6 +26,8 @@ from datetime import datetime
 # (an id it could not open would be scored but never reviewable; one like ``../x`` must never reach a path).
 RECORD_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 UNKNOWN_SPEAKER = "UNKNOWN"  # label for words in a recording where diarization found no speaker at all
+# Local-hour bands of an encounter's time of day (research controls, public tables): (from, to, name).
+TIMES_OF_DAY = ((0, 6, "night"), (6, 12, "morning"), (12, 18, "afternoon"), (18, 24, "evening"))
 
 
 @dataclass(frozen=True, slots=True)

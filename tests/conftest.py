@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -92,6 +93,31 @@ def dominant_frequency(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> flo
 
 # -- the review app: a real store (tiny-model run + scored transcripts of the same footage) behind a real server --
 REVIEW_PASSWORD = "correct horse battery staple"  # every review test account's password
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')  # a page's form token
+
+
+@pytest.fixture
+def signed_in_clients() -> Iterator[object]:
+    """``sign_in(app, username)``: a TestClient of ``app`` logged in as that user and its session's CSRF token; every
+    client is closed after the test."""
+    from fastapi.testclient import TestClient
+
+    clients: list[TestClient] = []
+
+    def sign_in(app: object, username: str) -> tuple[TestClient, str]:
+        client = TestClient(app, follow_redirects=False)  # type: ignore[arg-type]
+        client.__enter__()
+        clients.append(client)
+        token = CSRF_FIELD.search(client.get("/login").text).group(1)
+        answer = client.post("/login", data={"username": username, "password": REVIEW_PASSWORD, "csrf_token": token})
+        assert answer.status_code == 303 and "error" not in answer.headers["location"], answer.headers
+        return client, CSRF_FIELD.search(client.get(answer.headers["location"]).text).group(1)
+
+    yield sign_in
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
 REVIEW_USERS = {"ada": "admin", "tess": "trainer", "sam": "supervisor", "rory": "researcher"}
 # Ordinary encounters with no recording: the rest of the department, against which flags are relative.
 ORDINARY_STOPS = [

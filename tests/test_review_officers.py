@@ -13,7 +13,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
@@ -87,22 +87,9 @@ def app(department: Department) -> object:
 
 
 @pytest.fixture
-def signed_in(app: object) -> Iterator[object]:
+def signed_in(app: object, signed_in_clients: Callable) -> Callable[[str], object]:
     """``signed_in(username)``: a TestClient logged in as that user (closed after the test)."""
-    clients: list[TestClient] = []
-
-    def log_in(username: str) -> TestClient:
-        client = TestClient(app, follow_redirects=False)  # type: ignore[arg-type]
-        client.__enter__()
-        clients.append(client)
-        token = CSRF.search(client.get("/login").text).group(1)
-        answer = client.post("/login", data={"username": username, "password": REVIEW_PASSWORD, "csrf_token": token})
-        assert answer.status_code == 303 and "error" not in answer.headers["location"], answer.headers
-        return client
-
-    yield log_in
-    for client in clients:
-        client.__exit__(None, None, None)
+    return lambda username: signed_in_clients(app, username)[0]
 
 
 def audit(store: Path) -> pd.DataFrame:

@@ -69,22 +69,9 @@ def app(department: Department) -> object:
 
 
 @pytest.fixture
-def signed_in(app: object) -> Iterator[Callable[[str], tuple[TestClient, str]]]:
+def signed_in(app: object, signed_in_clients: Callable) -> Callable[[str], tuple[TestClient, str]]:
     """``signed_in(username)``: a TestClient logged in as that user and its session's CSRF token."""
-    clients: list[TestClient] = []
-
-    def log_in(username: str) -> tuple[TestClient, str]:
-        client = TestClient(app, follow_redirects=False)  # type: ignore[arg-type]
-        client.__enter__()
-        clients.append(client)
-        token = CSRF.search(client.get("/login").text).group(1)
-        answer = client.post("/login", data={"username": username, "password": REVIEW_PASSWORD, "csrf_token": token})
-        assert answer.status_code == 303 and "error" not in answer.headers["location"], answer.headers
-        return client, CSRF.search(client.get(answer.headers["location"]).text).group(1)
-
-    yield log_in
-    for client in clients:
-        client.__exit__(None, None, None)
+    return lambda username: signed_in_clients(app, username)
 
 
 def publish_entries(database: ReviewDatabase, draft: Draft) -> list[AuditEntry]:

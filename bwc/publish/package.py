@@ -342,6 +342,7 @@ def _svg(figure: Any) -> str:
 
 def model_facts(respect_dir: Path | None) -> dict[str, Any]:
     """The models behind the measures and their measured accuracy, read from their own metrics and cards."""
+    import models.acts
     from models.acts import ACTS_VERSION
     from models.respect.artifact import BUNDLED_MODEL_DIR
 
@@ -355,7 +356,7 @@ def model_facts(respect_dir: Path | None) -> dict[str, Any]:
             "worst_topic": metrics.get("topic_folds", {}).get("blend", {}).get("worst", {}),
             "police_register": metrics.get("checks", {}).get("police_register", {}),
         }
-    card = Path(__import__("models.acts", fromlist=["_"]).__file__).parent / "CARD.md"
+    card = Path(models.acts.__file__).parent / "CARD.md"
     if card.exists():
         for line in card.read_text().splitlines():
             cells = [part.strip() for part in line.strip().strip("|").split("|")]

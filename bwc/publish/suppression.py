@@ -56,10 +56,12 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linprog
 
+from bwc.store import BEHAVIOUR_COLUMNS
+
 OVERALL = "overall"  # the table every other table of a period adds up to
 STICKY = "previous release"  # reason of a cell suppressed because an earlier release suppressed it
 OVERALL_COST = 1e9  # the period total is suppressed only when nothing else can protect a cell
-BEHAVIOURS = ("greeting_introduction", "reason_early", "safety_concern", "reassurance", "formal_title")
+BEHAVIOURS = BEHAVIOUR_COLUMNS  # the five trained behaviours, as the store names them
 BEHAVIOUR_FAMILY = (*BEHAVIOURS, "all_five")  # all_five <= each behaviour, >= their sum - 4 x: solved together
 
 
@@ -302,58 +304,36 @@ def family_intervals(period: pd.DataFrame, wanted: list[tuple[int, str]]) -> dic
             return (column[("x", i, "")], 0.0) if count_hidden[i] else (None, float(period.at[i, "encounters"]))
         return (column[("y", i, m)], 0.0) if share_hidden[(i, m)] else (None, float(period.at[i, f"n_{m}"]))
 
-    equations, rhs = [], []
-    for table in sorted(set(period["table"]) - {OVERALL}):
-        members = [i for i in rows if period.at[i, "table"] == table]
-        for m in ("", *BEHAVIOUR_FAMILY):
-            row, value = np.zeros(n), 0.0
-            for i in members:
-                position, known = term(i, m)
-                if position is None:
-                    value -= known
-                else:
-                    row[position] += 1.0
-            if total is not None:
-                position, known = term(total, m)
-                if position is None:
-                    value += known
-                else:
-                    row[position] -= 1.0
-            if np.any(row):
-                equations.append(row)
-                rhs.append(value)
-    inequalities, limits = [], []
-    for i in rows:
-        for m in BEHAVIOUR_FAMILY:  # y <= x
-            row, value = np.zeros(n), 0.0
-            for sign, (position, known) in ((1.0, term(i, m)), (-1.0, term(i, ""))):
-                if position is None:
-                    value -= sign * known
-                else:
-                    row[position] += sign
-            if np.any(row):
-                inequalities.append(row)
-                limits.append(value)
-        for b in BEHAVIOURS:  # all_five - behaviour <= 0
-            row, value = np.zeros(n), 0.0
-            for sign, (position, known) in ((1.0, term(i, "all_five")), (-1.0, term(i, b))):
-                if position is None:
-                    value -= sign * known
-                else:
-                    row[position] += sign
-            if np.any(row):
-                inequalities.append(row)
-                limits.append(value)
-        row, value = np.zeros(n), 0.0  # sum of behaviours - 4 x - all_five <= 0
-        for sign, m in [(1.0, b) for b in BEHAVIOURS] + [(-4.0, ""), (-1.0, "all_five")]:
+    def linear(terms: list[tuple[float, int, str]]) -> tuple[np.ndarray, float]:
+        """Σ sign × term as (coefficients of the hidden ones, minus the sum of the published ones)."""
+        row, value = np.zeros(n), 0.0
+        for sign, i, m in terms:
             position, known = term(i, m)
             if position is None:
                 value -= sign * known
             else:
                 row[position] += sign
-        if np.any(row):
-            inequalities.append(row)
-            limits.append(value)
+        return row, value
+
+    equations, rhs = [], []  # every table adds up to the total, in counts and in each numerator
+    for table in sorted(set(period["table"]) - {OVERALL}):
+        members = [i for i in rows if period.at[i, "table"] == table]
+        for m in ("", *BEHAVIOUR_FAMILY):
+            terms = [(1.0, i, m) for i in members] + ([(-1.0, total, m)] if total is not None else [])
+            row, value = linear(terms)
+            if np.any(row):
+                equations.append(row)
+                rhs.append(value)
+    inequalities, limits = [], []
+    for i in rows:
+        ties = [[(1.0, i, m), (-1.0, i, "")] for m in BEHAVIOUR_FAMILY]  # y <= x
+        ties += [[(1.0, i, "all_five"), (-1.0, i, b)] for b in BEHAVIOURS]  # all_five <= each behaviour
+        ties.append([(1.0, i, b) for b in BEHAVIOURS] + [(-4.0, i, ""), (-1.0, i, "all_five")])  # Σ - 4x <= all_five
+        for terms in ties:
+            row, value = linear(terms)
+            if np.any(row):
+                inequalities.append(row)
+                limits.append(value)
     problem = {"A_eq": np.array(equations) if equations else None, "b_eq": np.array(rhs) if equations else None,
                "A_ub": np.array(inequalities) if inequalities else None,
                "b_ub": np.array(limits) if inequalities else None, "bounds": (0, None), "method": "highs"}  # fmt: skip

@@ -36,11 +36,11 @@ import numpy as np
 import pandas as pd
 
 from bwc.config import BwcConfig, FlagsConfig
+from bwc.records import TIMES_OF_DAY
 from bwc.store import BEHAVIOUR_COLUMNS, Store
 from scoring.flags import HOSTILE_ACTS, score_department
 
 PERIODS = ("month", "quarter")
-TIMES_OF_DAY = ((0, 6, "night"), (6, 12, "morning"), (12, 18, "afternoon"), (18, 24, "evening"))  # local hours
 STOP_FIELDS = ("district", "stop_reason", "race", "gender", "age_group", "outcome")  # from a stop-data file
 GROUP_FIELDS = (*STOP_FIELDS, "time_of_day", "category")  # every field a table may be grouped by
 DEFAULT_BY = ("district", "stop_reason", "time_of_day")  # those present are published when --by is not given

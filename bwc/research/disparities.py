@@ -29,10 +29,11 @@ import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
 
+from bwc.records import TIMES_OF_DAY
+
 GROUP_COLUMNS = ("race", "gender", "age_group")  # civilian attributes in the stop data
 STOP_COLUMNS = ("encounter_id", *GROUP_COLUMNS, "stop_reason", "outcome")  # what a stop-data file may hold
 CONTROL_TERMS = ("C(stop_reason)", "C(time_of_day)", "C(month)")  # fixed effects held equal across groups
-TIMES_OF_DAY = ((0, 6, "night"), (6, 12, "morning"), (12, 18, "afternoon"), (18, 24, "evening"))
 MIN_PER_GROUP = 10  # encounters a group needs to be estimated at all (smaller groups are reported, not estimated)
 METHOD = (
     "linear mixed model (statsmodels MixedLM, REML) with correlated random effects: respect ~ group + officer's "
